@@ -1,0 +1,37 @@
+# Every target bootstraps .venv itself; packages are reinstalled only when the dependency files change.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcard recipes/*.py)))))
+
+.PHONY: run test lint list install clean $(RECIPES)
+
+run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
+	$(BIN)/python -m recipes.mnist $(ARGS)
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+list: $(STAMP)
+	$(BIN)/ignite-lab list
+
+$(RECIPES): $(STAMP)  ## make NAME ARGS="--epochs 1"
+	$(BIN)/python -m recipes.$@ $(ARGS)
+
+install: $(STAMP)
+
+# pip>=25.3 knows --build-constraint; visdom's sdist needs setuptools<81 to build (see build-constraints.txt).
+$(STAMP): setup.cfg pyproject.toml requirements.lock build-constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "pip==26.3"
+	$(BIN)/python -m pip install -q --build-constraint build-constraints.txt -c requirements.lock -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

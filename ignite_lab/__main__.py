@@ -1,0 +1,3 @@
+from ignite_lab.cli import main
+
+main()

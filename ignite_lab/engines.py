@@ -1,0 +1,78 @@
+"""Ignite's supervised trainer and evaluator, emitting one output shape so the same metrics fit both.
+
+Both engines output ``{"y_pred", "y", "criterion_kwargs"}`` (what Ignite metrics read from a
+mapping); the trainer adds ``"loss"`` as a float for the progress bar and the NaN guard.
+Training metrics are therefore computed on the batches already seen, at no extra forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ignite.engine import Engine, create_supervised_evaluator, create_supervised_trainer
+from ignite.metrics import Loss, Metric
+
+from ignite_lab.recipe import Parts
+
+
+def _train_output(x: Any, y: Any, y_pred: torch.Tensor, loss: torch.Tensor) -> dict[str, Any]:
+    return {"y_pred": y_pred.detach(), "y": y, "criterion_kwargs": {}, "loss": loss.item()}
+
+
+def _eval_output(x: Any, y: Any, y_pred: torch.Tensor) -> dict[str, Any]:
+    return {"y_pred": y_pred, "y": y, "criterion_kwargs": {}}
+
+
+def make_metrics(parts: Parts) -> dict[str, Metric]:
+    """The recipe's metrics plus ``loss`` (every recipe reports its loss)."""
+    metrics = parts.metrics()
+    metrics.setdefault("loss", Loss(parts.loss_fn))
+    return metrics
+
+
+def build_trainer(parts: Parts, device: torch.device, amp: bool) -> Engine:
+    trainer = create_supervised_trainer(
+        parts.model,
+        parts.optimizer,
+        parts.loss_fn,
+        device=device,
+        non_blocking=device.type == "cuda",
+        output_transform=_train_output,
+        amp_mode="amp" if amp else None,
+        scaler=amp,
+    )
+    for name, metric in make_metrics(parts).items():
+        metric.attach(trainer, name)
+    return trainer
+
+
+def build_evaluator(parts: Parts, device: torch.device, amp: bool) -> Engine:
+    return create_supervised_evaluator(
+        parts.model,
+        metrics=make_metrics(parts),
+        device=device,
+        non_blocking=device.type == "cuda",
+        output_transform=_eval_output,
+        amp_mode="amp" if amp else None,
+    )
+
+
+def epoch_length(loader: Any, limit: int | None) -> int | None:
+    """Batches per epoch: the loader's length, cut to ``--limit-batches``."""
+    try:
+        length = len(loader)
+    except TypeError:
+        return limit
+    return min(length, limit) if limit else length
+
+
+def batch_size_of(batch: Any) -> int:
+    """Samples in a batch (the first tensor found), for throughput figures."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, (list, tuple)) and batch:
+        return batch_size_of(batch[0])
+    if isinstance(batch, dict) and batch:
+        return batch_size_of(next(iter(batch.values())))
+    return 0

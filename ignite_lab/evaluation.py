@@ -1,0 +1,52 @@
+"""``ignite-lab eval``: a saved checkpoint, rebuilt with its run's config, scored on a split."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ignite.utils import manual_seed
+
+from ignite_lab.checkpoints import load_checkpoint, run_dir_of
+from ignite_lab.config import RunConfig, make_settings
+from ignite_lab.devices import resolve_device
+from ignite_lab.engines import build_evaluator, epoch_length
+from ignite_lab.errors import UserError
+from ignite_lab.loaders import build_loader
+from ignite_lab.recipe import Recipe
+from ignite_lab.rundir import RunDir
+
+
+def checkpoint_config(path: Path, checkpoint: dict[str, Any]) -> RunConfig:
+    """The config the checkpoint was trained with: config.json beside it, else the copy inside it."""
+    saved = RunDir(run_dir_of(path)).config
+    if saved.exists():
+        return RunConfig.load(saved)
+    if "run_info" in checkpoint:
+        return RunConfig.from_dict(checkpoint["run_info"], str(path))
+    raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")
+
+
+def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, **overrides: Any) -> dict[str, Any]:
+    """Metrics of the checkpoint's model on ``val`` or ``test``; ``overrides`` replace config fields (data_dir...)."""
+    checkpoint = load_checkpoint(path)
+    config = checkpoint_config(path, checkpoint)
+    if config.recipe != recipe.name:
+        raise UserError(f"{path} was trained by recipe {config.recipe!r}, not {recipe.name!r}")
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    device = resolve_device(config.device)
+    manual_seed(config.seed)
+    parts = recipe.build(config, make_settings(recipe.settings, config.settings))
+    try:
+        parts.model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise UserError(f"{path} does not fit {recipe.name}'s model: {str(exc).splitlines()[0]}") from None
+    parts.model.to(device)
+    data = parts.test if split == "test" else parts.val
+    if data is None:
+        raise UserError(f"{recipe.name} has no {split} split")
+    loader = build_loader(data, config.batch_size, shuffle=False, seed=config.seed, device=device)
+    evaluator = build_evaluator(parts, device, amp=False)
+    evaluator.run(loader, epoch_length=epoch_length(loader, config.limit_batches))
+    return dict(evaluator.state.metrics)

@@ -1,0 +1,108 @@
+"""The standard handlers every recipe gets, each a small composition of Ignite's own."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver, EarlyStopping, ProgressBar, TerminateOnNan, global_step_from_engine
+from torch.optim import lr_scheduler
+
+from ignite_lab.checkpoints import BEST, LAST
+from ignite_lab.config import LR_SCHEDULES
+from ignite_lab.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def score_function(metric: str, mode: str) -> Callable[[Engine], float]:
+    """Ignite keeps the highest score; a metric where lower is better is negated."""
+    sign = 1.0 if mode == "max" else -1.0
+
+    def score(engine: Engine) -> float:
+        if metric not in engine.state.metrics:
+            raise UserError(f"the recipe scores runs by {metric!r}, but its metrics are {sorted(engine.state.metrics)}")
+        return sign * float(engine.state.metrics[metric])
+
+    return score
+
+
+def attach_progress(trainer: Engine) -> None:
+    """One tqdm bar per epoch that stays on screen as a single line, on a terminal only.
+
+    Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
+    per-epoch log line already says the same there.
+    """
+    if sys.stderr.isatty():
+        ProgressBar(persist=True, ncols=100).attach(trainer, output_transform=lambda out: {"loss": out["loss"]})
+
+
+def attach_nan_guard(trainer: Engine) -> None:
+    """Stop at the first NaN/inf loss; no checkpoint is written for the bad epoch."""
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
+
+
+def attach_checkpointing(
+    trainer: Engine,
+    evaluator: Engine,
+    to_save: dict[str, Any],
+    dirname,
+    score: Callable[[Engine], float],
+    score_name: str,
+) -> tuple[Checkpoint, Checkpoint]:
+    """Best (by the validation score) and last (each epoch) checkpoints of the same objects.
+
+    The best-checkpoint handler's own state travels inside the last checkpoint, so a resumed
+    run keeps comparing against the best score seen before the interruption.
+    """
+    saver = DiskSaver(dirname, require_empty=False, atomic=True)
+    best = Checkpoint(
+        to_save,
+        saver,
+        filename_prefix=BEST,
+        n_saved=1,
+        score_function=score,
+        score_name=score_name,
+        global_step_transform=global_step_from_engine(trainer),
+    )
+    evaluator.add_event_handler(Events.COMPLETED, best)
+    last = Checkpoint({**to_save, "best_checkpointer": best}, saver, filename_prefix=LAST, n_saved=1)
+    return best, last
+
+
+def attach_early_stopping(
+    trainer: Engine, evaluator: Engine, patience: int, score: Callable[[Engine], float]
+) -> EarlyStopping:
+    stopper = EarlyStopping(patience=patience, score_function=score, trainer=trainer, threshold=0.0)
+    evaluator.add_event_handler(Events.COMPLETED, stopper)
+    return stopper
+
+
+def attach_lr_schedule(
+    name: str,
+    trainer: Engine,
+    evaluator: Engine,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    iterations_per_epoch: int,
+    score: Callable[[Engine], float],
+) -> Any | None:
+    """none | step (x0.1 at each third of the epochs) | cosine (per iteration) | plateau (x0.1 after 2 flat epochs)."""
+    if name not in LR_SCHEDULES:
+        raise UserError(f"--lr-schedule {name}: expected one of {', '.join(LR_SCHEDULES)}")
+    if name == "none":
+        return None
+    if name == "step":
+        scheduler = lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: scheduler.step())
+    elif name == "cosine":
+        scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * iterations_per_epoch))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: scheduler.step())
+    else:
+        scheduler = lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
+        evaluator.add_event_handler(Events.COMPLETED, lambda engine: scheduler.step(score(engine)))
+    return scheduler

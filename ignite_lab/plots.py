@@ -1,0 +1,53 @@
+"""curves.png: every scalar metric by epoch, train against validation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def scalar_series(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """{metric: {split: [(epoch, value)]}} for the scalar metrics in metrics.jsonl records."""
+    series: dict[str, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        for name, value in record.get("metrics", {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                series[name][record["split"]].append((record["epoch"], float(value)))
+    return series
+
+
+def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """One panel per metric; each run's train (dashed) and val (solid) lines. ``runs`` maps label -> records."""
+    per_run = {label: scalar_series(records) for label, records in runs.items()}
+    names = sorted({n for s in per_run.values() for n in s}, key=lambda n: (n != "loss", n == "lr", n))
+    if not names:
+        return
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        for label, series in per_run.items():
+            prefix = f"{label} " if len(runs) > 1 else ""
+            for split, points in sorted(series.get(name, {}).items()):
+                if split == "test":
+                    continue
+                epochs, values = zip(*points, strict=False)
+                style = "--" if split == "train" else "-"
+                ax.plot(epochs, values, style, marker="o", markersize=3, label=f"{prefix}{split}")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)

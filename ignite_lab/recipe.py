@@ -1,0 +1,45 @@
+"""What a recipe is: a name, defaults, a settings dataclass and a ``build`` function returning its Parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ignite.metrics import Metric
+from torch import nn
+from torch.optim import Optimizer
+
+
+@dataclass
+class Parts:
+    """WHAT to train. The toolkit decides HOW (device, engines, handlers, loaders).
+
+    ``train``/``val``/``test`` are datasets (the toolkit makes the loaders, sharded and seeded)
+    or ready-made iterables of batches. ``metrics`` is a factory so the trainer and the
+    evaluator each get their own metric objects.
+    """
+
+    model: nn.Module
+    optimizer: Optimizer
+    loss_fn: Callable[..., Any]
+    train: Iterable
+    val: Iterable
+    metrics: Callable[[], dict[str, Metric]]
+    test: Iterable | None = None
+    score: str = "accuracy"
+    score_mode: Literal["max", "min"] = "max"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One trainable model. ``build(config, settings)`` returns its Parts."""
+
+    name: str
+    summary: str
+    dataset: str
+    build: Callable[..., Parts]
+    epochs: int
+    batch_size: int
+    lr: float
+    settings: type | None = None

@@ -1,0 +1,315 @@
+"""HOW every recipe trains: Ignite engines on the chosen device, the standard handlers, one run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint
+from ignite.utils import manual_seed
+
+from ignite_lab import handlers
+from ignite_lab.checkpoints import LAST, RunInfo, load_checkpoint, run_dir_of
+from ignite_lab.config import RunConfig, make_settings
+from ignite_lab.devices import amp_allowed, resolve_device
+from ignite_lab.engines import batch_size_of, build_evaluator, build_trainer, epoch_length
+from ignite_lab.errors import UserError
+from ignite_lab.loaders import build_loader, set_epoch
+from ignite_lab.plots import plot_curves
+from ignite_lab.recipe import Parts, Recipe
+from ignite_lab.rundir import RunDir
+from ignite_lab.tables import format_table
+
+log = logging.getLogger(__name__)
+PLOT_EVERY_S = 30.0  # curves.png is redrawn at most this often during a run (a redraw costs ~0.3 s), and at the end
+
+
+class RunFailed(UserError):
+    """The run stopped without finishing (NaN loss, Ctrl-C); summary.json says why."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def log_to_file(path: Path) -> Iterator[None]:
+    """Copy the toolkit's log lines into the run directory's train.log for the duration of a run."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ignite_lab")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def find_resume_checkpoint(resume: str, output_dir: str, recipe: str) -> tuple[Path, dict[str, Any]]:
+    """``auto``: the newest last-checkpoint of this recipe that loads; else a checkpoint file or run directory."""
+    if resume == "auto":
+        runs = sorted((Path(output_dir).expanduser() / recipe).glob("*/"), reverse=True)
+        candidates = [p for run in runs for p in RunDir(run).checkpoint_files(LAST)]
+        if not candidates:
+            raise UserError(
+                f"--resume auto: no checkpoint of {recipe} under {Path(output_dir) / recipe}; run it once first"
+            )
+    else:
+        path = Path(resume).expanduser()
+        if path.is_dir():
+            run = RunDir(path if path.name != "checkpoints" else path.parent)
+            candidates = run.checkpoint_files(LAST)
+            if not candidates:
+                raise UserError(f"--resume {resume}: no {LAST}_checkpoint_*.pt in {run.checkpoints}")
+        else:
+            candidates = [path]
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path)
+        except UserError as exc:
+            if resume != "auto":
+                raise
+            log.warning("skipping damaged checkpoint %s: %s", path, exc.message)
+    raise UserError(f"--resume auto: none of the {len(candidates)} checkpoints of {recipe} could be loaded")
+
+
+def open_run(recipe: Recipe, config: RunConfig, explicit: Collection[str]) -> tuple[RunDir, RunConfig, dict | None]:
+    """A new run directory, or the one being resumed with its saved config (flags given explicitly win)."""
+    if not config.resume:
+        run = RunDir.create(config.output_dir, recipe.name)
+        run.config.write_text(config.to_json())
+        return run, config, None
+    path, checkpoint = find_resume_checkpoint(config.resume, config.output_dir, recipe.name)
+    run = RunDir(run_dir_of(path))
+    saved = RunConfig.load(run.config) if run.config.exists() else RunConfig(**checkpoint["run_info"])
+    if saved.recipe != recipe.name:
+        raise UserError(f"{path} was trained by recipe {saved.recipe!r}, not {recipe.name!r}")
+    overrides = {name: getattr(config, name) for name in explicit if name not in ("recipe", "settings", "resume")}
+    if "settings" in explicit:
+        overrides["settings"] = {**saved.settings, **config.settings}
+    merged = dataclasses.replace(saved, **overrides, resume=str(path))
+    run.check_writable()
+    run.config.write_text(merged.to_json())
+    log.info("resuming %s from %s", run.path, path.name)
+    return run, merged, checkpoint
+
+
+def train(recipe: Recipe, config: RunConfig, explicit: Collection[str] = ()) -> dict[str, Any]:
+    """Train one recipe end to end and return its summary (also written to summary.json)."""
+    run, config, checkpoint = open_run(recipe, config, explicit)
+    with log_to_file(run.log):
+        return _train(recipe, config, run, checkpoint, new_lr="lr" in explicit)
+
+
+def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | None, new_lr: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    amp = amp_allowed(config.amp, device)
+    manual_seed(config.seed)
+    parts: Parts = recipe.build(config, make_settings(recipe.settings, config.settings))
+    parts.model.to(device)
+    train_loader = build_loader(parts.train, config.batch_size, shuffle=True, seed=config.seed, device=device)
+    val_loader = build_loader(parts.val, config.batch_size, shuffle=False, seed=config.seed, device=device)
+    test_loader = (
+        None
+        if parts.test is None
+        else build_loader(parts.test, config.batch_size, shuffle=False, seed=config.seed, device=device)
+    )
+    train_length = epoch_length(train_loader, config.limit_batches)
+    val_length = epoch_length(val_loader, config.limit_batches)
+
+    trainer = build_trainer(parts, device, amp)
+    evaluator = build_evaluator(parts, device, amp)
+    score = handlers.score_function(parts.score, parts.score_mode)
+    handlers.attach_nan_guard(trainer)
+    handlers.attach_progress(trainer)
+
+    @trainer.on(Events.EPOCH_STARTED)
+    def reseed(engine: Engine) -> None:
+        # The data order and the random state of epoch E depend on (seed, E) only: resumes replay exactly.
+        set_epoch(train_loader, engine.state.epoch - 1)
+        manual_seed(config.seed + engine.state.epoch)
+        epoch_lr[0] = parts.optimizer.param_groups[0]["lr"]
+
+    epoch_lr = [config.lr]  # the learning rate an epoch started with, as recorded in metrics.jsonl
+
+    trained = {"samples": 0, "seconds": 0.0}
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED,
+        lambda e: trained.__setitem__("samples", trained["samples"] + batch_size_of(e.state.batch)),
+    )
+    trainer.add_event_handler(
+        Events.EPOCH_COMPLETED,
+        lambda e: trained.__setitem__("seconds", trained["seconds"] + e.state.times["EPOCH_COMPLETED"]),
+    )
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(val_loader, epoch_length=val_length))
+
+    to_save: dict[str, Any] = {
+        "model": parts.model,
+        "optimizer": parts.optimizer,
+        "trainer": trainer,
+        "run_info": RunInfo(dataclasses.asdict(config)),
+    }
+    scheduler = handlers.attach_lr_schedule(
+        config.lr_schedule, trainer, evaluator, parts.optimizer, config.epochs, train_length or 1, score
+    )
+    if scheduler is not None:
+        to_save["lr_scheduler"] = scheduler
+    if config.patience:
+        to_save["early_stopping"] = handlers.attach_early_stopping(trainer, evaluator, config.patience, score)
+    best, last = handlers.attach_checkpointing(trainer, evaluator, to_save, run.checkpoints, score, parts.score)
+
+    elapsed_before = 0.0
+    if checkpoint is not None:
+        elapsed_before = restore(checkpoint, {**to_save, "best_checkpointer": best}, run, config)
+        if new_lr:  # an --lr given with --resume replaces the saved optimizer's
+            for group in parts.optimizer.param_groups:
+                group["lr"] = config.lr
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def record(engine: Engine) -> None:
+        elapsed = elapsed_before + time.perf_counter() - started
+        lr = epoch_lr[0]
+        where = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, "elapsed": round(elapsed, 3)}
+        run.append_metrics({**where, "split": "train", "metrics": {**engine.state.metrics, "lr": lr}})
+        run.append_metrics({**where, "split": "val", "metrics": evaluator.state.metrics})
+        log.info(
+            "epoch %d/%d | train %s | val %s | lr %.3g | %.1fs",
+            engine.state.epoch,
+            engine.state.max_epochs,
+            _brief(engine.state.metrics),
+            _brief(evaluator.state.metrics),
+            lr,
+            elapsed,
+        )
+        if time.perf_counter() - plotted[0] > PLOT_EVERY_S:
+            plot_curves({recipe.name: run.read_metrics()}, run.curves)
+            plotted[0] = time.perf_counter()
+
+    plotted = [time.perf_counter()]
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, last)
+
+    status, message = "completed", ""
+    run.write_summary({"recipe": recipe.name, "status": "running", "run_dir": str(run.path)})
+    try:
+        if checkpoint is not None:
+            trainer.state.max_epochs = config.epochs  # raising --epochs on resume continues instead of restarting
+            trainer.run(train_loader)
+        else:
+            trainer.run(train_loader, max_epochs=config.epochs, epoch_length=train_length)
+    except KeyboardInterrupt:
+        last(trainer)
+        status = "interrupted"
+        message = (
+            f"interrupted at epoch {trainer.state.epoch}, iteration {trainer.state.iteration}; saved "
+            f"{last.last_checkpoint}. Resume with: ignite-lab run {recipe.name} --resume {run.path}"
+        )
+    output = trainer.state.output
+    if status == "completed" and isinstance(output, dict) and not math.isfinite(output.get("loss", 0.0)):
+        status = "failed"
+        kept = (
+            f"the last good checkpoint is {last.last_checkpoint}" if last.last_checkpoint else "no checkpoint was saved"
+        )
+        message = (
+            f"loss became {output['loss']} at epoch {trainer.state.epoch}, iteration {trainer.state.iteration}; {kept}"
+        )
+    elif status == "completed" and trainer.state.epoch < config.epochs:
+        status = "early_stopped"
+        message = (
+            f"no improvement in val {parts.score} for {config.patience} epochs; stopped at epoch {trainer.state.epoch}"
+        )
+
+    test_metrics = None
+    best_file = Path(best.last_checkpoint).name if best.last_checkpoint else None
+    last_file = Path(last.last_checkpoint).name if last.last_checkpoint else None
+    best_epoch = _epoch_of(best_file) if best_file else None
+    if status in ("completed", "early_stopped") and test_loader is not None:
+        if best_file:  # the test set judges the model selected on validation
+            parts.model.load_state_dict(load_checkpoint(run.checkpoints / best_file)["model"])
+        tester = build_evaluator(parts, device, amp)
+        tester.run(test_loader, epoch_length=epoch_length(test_loader, config.limit_batches))
+        test_metrics = dict(tester.state.metrics)
+        run.append_metrics(
+            {
+                "epoch": best_epoch,
+                "iteration": trainer.state.iteration,
+                "split": "test",
+                "metrics": test_metrics,
+                "elapsed": round(elapsed_before + time.perf_counter() - started, 3),
+            }
+        )
+
+    plot_curves({recipe.name: run.read_metrics()}, run.curves)
+    wall = elapsed_before + time.perf_counter() - started
+    summary = {
+        "recipe": recipe.name,
+        "status": status,
+        "message": message,
+        "run_dir": str(run.path),
+        "epochs_completed": trainer.state.epoch,
+        "iterations": trainer.state.iteration,
+        "best_epoch": best_epoch,
+        "best_checkpoint": best_file,
+        "last_checkpoint": last_file,
+        "best_val": _best_val(run.read_metrics(), parts.score, parts.score_mode),
+        "test": test_metrics,
+        "wall_time_s": round(wall, 2),
+        "samples_per_s": round(trained["samples"] / trained["seconds"], 1) if trained["seconds"] else None,
+        "device": str(device),
+    }
+    run.write_summary(summary)
+    if test_metrics is not None:
+        scalars = [(k, v) for k, v in test_metrics.items() if isinstance(v, (int, float))]
+        log.info("test metrics (best epoch %s):\n%s", best_epoch, format_table(["metric", "value"], scalars))
+    log.info("run directory: %s", run.path)
+    if status in ("failed", "interrupted"):
+        raise RunFailed(message)
+    if message:
+        log.info(message)
+    return summary
+
+
+def restore(checkpoint: dict[str, Any], to_load: dict[str, Any], run: RunDir, config: RunConfig) -> float:
+    """Load every saved object; drop metrics.jsonl records newer than the checkpoint. Returns elapsed seconds."""
+    missing = [name for name in to_load if name not in checkpoint]
+    for name in missing:
+        log.warning("the checkpoint has no %s state; it starts fresh (flags differ from the original run?)", name)
+    try:
+        Checkpoint.load_objects({k: v for k, v in to_load.items() if k in checkpoint}, checkpoint)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise UserError(
+            f"the checkpoint does not fit this recipe's model or settings: {str(exc).splitlines()[0]}"
+        ) from None
+    trainer: Engine = to_load["trainer"]
+    done = trainer.state.epoch
+    if trainer.state.iteration % max(1, trainer.state.epoch_length or 1) == 0 and done >= config.epochs:
+        raise UserError(f"{run.path} already trained {done} epochs; pass --epochs larger than {done} to continue it")
+    kept = [
+        r for r in run.read_metrics() if r.get("iteration", 0) <= trainer.state.iteration and r.get("split") != "test"
+    ]
+    run.rewrite_metrics(kept)
+    return float(kept[-1]["elapsed"]) if kept else 0.0
+
+
+def _brief(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+
+
+def _epoch_of(filename: str) -> int | None:
+    parts = filename.split("_")
+    return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+
+
+def _best_val(records: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
+    vals = [r for r in records if r["split"] == "val" and isinstance(r["metrics"].get(metric), (int, float))]
+    if not vals:
+        return None
+    pick = max if mode == "max" else min
+    best = pick(vals, key=lambda r: r["metrics"][metric])
+    return {"epoch": best["epoch"], metric: best["metrics"][metric]}

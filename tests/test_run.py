@@ -1,0 +1,229 @@
+"""End-to-end runs through the real CLI: the run directory, its files, and the three ways to start a run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+from conftest import REPO, ignite_lab, only_run, read_jsonl, run_process
+
+
+def test_mnist_run_writes_the_whole_run_directory(run_cli, tiny_mnist, tmp_path):
+    result = run_cli(
+        "run", "mnist", "--epochs", "2", "--batch-size", "32", "--data-dir", tiny_mnist, "--output-dir", tmp_path
+    )
+    assert result.code == 0, result
+    run = only_run(tmp_path, "mnist")
+    assert "epoch 2/2" in result.output and "test metrics" in result.output and str(run) in result.output
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["recipe"] == "mnist" and config["epochs"] == 2 and config["batch_size"] == 32
+    assert config["settings"] == {"channels": 32, "hidden": 128, "dropout": 0.25}
+
+    records = read_jsonl(run / "metrics.jsonl")
+    assert [(r["epoch"], r["split"]) for r in records] == [
+        (1, "train"),
+        (1, "val"),
+        (2, "train"),
+        (2, "val"),
+        (records[-1]["epoch"], "test"),
+    ]
+    assert {"accuracy", "loss"} <= set(records[1]["metrics"]) and "lr" in records[0]["metrics"]
+    assert records[0]["elapsed"] <= records[2]["elapsed"]
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 2
+    assert 0.0 <= summary["test"]["accuracy"] <= 1.0 and summary["samples_per_s"] > 0
+    assert summary["best_epoch"] in (1, 2)
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert (
+        len(checkpoints) == 2
+        and checkpoints[0].startswith("best_checkpoint_")
+        and checkpoints[1].startswith("last_checkpoint_")
+    )
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "epoch 1/2" in (run / "train.log").read_text()
+
+
+def test_tiny_data_is_learnable_and_training_reaches_it(run_cli, tiny_mnist, tmp_path):
+    """Guards against a loop that runs but does not learn (wrong optimizer wiring, labels, eval mode)."""
+    result = run_cli(
+        "run", "mnist_mlp", "--epochs", "8", "--data-dir", tiny_mnist, "--output-dir", tmp_path, "--batch-size", "16"
+    )
+    assert result.code == 0, result
+    summary = json.loads((only_run(tmp_path, "mnist_mlp") / "summary.json").read_text())
+    assert summary["test"]["accuracy"] >= 0.9
+
+
+def test_same_seed_same_metrics(run_cli, tmp_path):
+    for out in ("a", "b"):
+        assert run_cli("run", "xor", "--epochs", "3", "--output-dir", tmp_path / out, "--seed", "7").code == 0
+    a, b = (read_jsonl(only_run(tmp_path / out, "xor") / "metrics.jsonl") for out in ("a", "b"))
+    assert [r["metrics"] for r in a] == [r["metrics"] for r in b]
+    assert run_cli("run", "xor", "--epochs", "3", "--output-dir", tmp_path / "c", "--seed", "8").code == 0
+    c = read_jsonl(only_run(tmp_path / "c", "xor") / "metrics.jsonl")
+    assert [r["metrics"] for r in a] != [r["metrics"] for r in c]
+
+
+def test_fizzbuzz_learns_numbers_it_never_saw(run_cli, tmp_path):
+    assert run_cli("run", "fizzbuzz", "--output-dir", tmp_path).code == 0
+    summary = json.loads((only_run(tmp_path, "fizzbuzz") / "summary.json").read_text())
+    assert summary["test"]["accuracy"] > 0.8  # 1..100 is never trained on; always "number" scores 0.53
+
+
+def test_lr_schedules_change_the_learning_rate(run_cli, tmp_path):
+    lrs = {}
+    for schedule in ("none", "step", "cosine"):
+        out = tmp_path / schedule
+        assert (
+            run_cli("run", "xor", "--epochs", "3", "--lr", "0.1", "--lr-schedule", schedule, "--output-dir", out).code
+            == 0
+        )
+        lrs[schedule] = [
+            r["metrics"]["lr"] for r in read_jsonl(only_run(out, "xor") / "metrics.jsonl") if r["split"] == "train"
+        ]
+    assert lrs["none"] == [0.1, 0.1, 0.1]
+    assert [round(x, 6) for x in lrs["step"]] == [0.1, 0.01, 0.001]
+    assert lrs["cosine"][0] == 0.1 and lrs["cosine"][0] > lrs["cosine"][1] > lrs["cosine"][2] > 0
+
+
+def test_plateau_schedule_and_early_stopping(run_cli, tmp_path):
+    recipe = tmp_path / "frozen.py"
+    recipe.write_text(FROZEN_RECIPE)
+    result = run_cli(
+        "run", recipe, "--epochs", "10", "--patience", "2", "--lr-schedule", "plateau", "--output-dir", tmp_path
+    )
+    assert result.code == 0, result
+    summary = json.loads((only_run(tmp_path, "frozen") / "summary.json").read_text())
+    assert summary["status"] == "early_stopped" and summary["epochs_completed"] == 3
+    assert "no improvement" in result.output
+
+
+def test_nan_loss_stops_names_the_iteration_and_keeps_the_good_checkpoint(run_cli, tmp_path):
+    recipe = tmp_path / "nan_at_7.py"
+    recipe.write_text(NAN_RECIPE)
+    result = run_cli("run", recipe, "--epochs", "5", "--output-dir", tmp_path)
+    assert result.code == 1
+    assert "loss became nan at epoch 2, iteration 7" in result.output
+    run = only_run(tmp_path, "nan_at_7")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "iteration 7" in summary["message"]
+    assert summary["last_checkpoint"] == "last_checkpoint_4.pt"  # epoch 1 ended at iteration 4
+    assert (run / "checkpoints" / "last_checkpoint_4.pt").exists()
+
+
+def test_amp_on_cpu_says_so_and_trains(run_cli, tmp_path):
+    result = run_cli("run", "xor", "--epochs", "1", "--amp", "--device", "cpu", "--output-dir", tmp_path)
+    assert result.code == 0 and "--amp needs a CUDA device" in result.output
+
+
+def test_list_shows_every_recipe(run_cli):
+    result = run_cli("list")
+    assert result.code == 0
+    for name in ("fizzbuzz", "xor", "mnist_mlp", "mnist"):
+        assert f"\n{name} " in result.output
+
+
+def test_eval_scores_a_saved_checkpoint(run_cli, tiny_mnist, tmp_path):
+    assert run_cli("run", "mnist_mlp", "--epochs", "1", "--data-dir", tiny_mnist, "--output-dir", tmp_path).code == 0
+    run = only_run(tmp_path, "mnist_mlp")
+    summary = json.loads((run / "summary.json").read_text())
+    best = run / "checkpoints" / summary["best_checkpoint"]
+    result = run_cli("eval", "mnist_mlp", "--checkpoint", best)
+    assert result.code == 0, result
+    line = next(x for x in result.output.splitlines() if x.startswith("accuracy"))
+    assert abs(float(line.split()[1]) - summary["test"]["accuracy"]) < 1e-6
+
+
+def test_three_entry_points_are_the_same_run(tmp_path):
+    """ignite-lab run, python -m recipes.NAME and make NAME parse the same flags into the same config."""
+    args = ["--epochs", "1", "--set", "hidden=8", "--seed", "3"]
+    console = shutil.which("ignite-lab", path=str(REPO / ".venv" / "bin")) or shutil.which("ignite-lab")
+    assert console, "the ignite-lab console script is installed"
+    runs = {
+        "console": run_process(console, "run", "xor", *args, "--output-dir", tmp_path / "console"),
+        "module": run_process(sys.executable, "-m", "recipes.xor", *args, "--output-dir", tmp_path / "module"),
+        "make": run_process("make", "-s", "xor", f"ARGS={' '.join(args)} --output-dir {tmp_path / 'make'}"),
+    }
+    configs = {}
+    for name, proc in runs.items():
+        assert proc.returncode == 0, (name, proc.stdout, proc.stderr)
+        config = json.loads((only_run(tmp_path / name, "xor") / "config.json").read_text())
+        configs[name] = {k: v for k, v in config.items() if k != "output_dir"}
+        metrics = [r["metrics"] for r in read_jsonl(only_run(tmp_path / name, "xor") / "metrics.jsonl")]
+        configs[name]["metrics"] = metrics
+    assert configs["console"] == configs["module"] == configs["make"]
+    assert configs["console"]["settings"]["hidden"] == 8
+
+
+def test_copy_writes_a_recipe_that_runs_standalone(tmp_path, tiny_mnist):
+    dest = tmp_path / "my_cnn.py"
+    proc = ignite_lab("copy", "mnist", dest)
+    assert proc.returncode == 0, proc.stderr
+    assert 'name="my_cnn"' in dest.read_text()
+    run = run_process(
+        sys.executable,
+        dest,
+        "--epochs",
+        "1",
+        "--limit-batches",
+        "2",
+        "--data-dir",
+        tiny_mnist,
+        "--output-dir",
+        tmp_path / "runs",
+        "--set",
+        "channels=4",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    config = json.loads((only_run(tmp_path / "runs", "my_cnn") / "config.json").read_text())
+    assert config["recipe"] == "my_cnn" and config["settings"]["channels"] == 4
+    again = ignite_lab("copy", "mnist", dest)
+    assert again.returncode != 0 and "exists" in again.stderr
+
+
+FROZEN_RECIPE = '''
+"""A model whose optimizer never changes it: validation cannot improve."""
+import torch
+from torch import nn
+from ignite.metrics import Accuracy
+from ignite_lab import Parts, Recipe, TensorData
+
+def build(config, settings):
+    model = nn.Linear(2, 2)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    data = TensorData(x, (x[:, 0] > 0).long())
+    return Parts(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0), loss_fn=nn.CrossEntropyLoss(),
+                 train=data, val=data, metrics=lambda: {"accuracy": Accuracy()})
+
+RECIPE = Recipe(name="frozen", summary="test", dataset="none", build=build, epochs=1, batch_size=8, lr=0.1)
+'''
+
+NAN_RECIPE = '''
+"""Loss turns NaN at the 7th training iteration (4 batches per epoch, so in epoch 2)."""
+import torch
+from torch import nn
+from ignite.metrics import Accuracy
+from ignite_lab import Parts, Recipe, TensorData
+
+calls = {"n": 0}
+
+def loss_fn(y_pred, y):
+    loss = nn.functional.cross_entropy(y_pred, y)
+    if y_pred.requires_grad:  # count training steps only, not metric updates
+        calls["n"] += 1
+        if calls["n"] >= 7:
+            return loss * float("nan")
+    return loss
+
+def build(config, settings):
+    model = nn.Linear(2, 2)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    data = TensorData(x, (x[:, 0] > 0).long())
+    return Parts(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=loss_fn,
+                 train=data, val=data, metrics=lambda: {"accuracy": Accuracy()})
+
+RECIPE = Recipe(name="nan_at_7", summary="test", dataset="none", build=build, epochs=1, batch_size=8, lr=0.1)
+'''
