@@ -111,13 +111,21 @@ def run_command(recipe: Recipe, name: str | None = None) -> click.Command:
             type=click.IntRange(min=1),
             help="Early stopping after this many epochs without improvement.",
         ),
-        click.Option(["--lr-schedule"], type=click.Choice(LR_SCHEDULES), default="none", show_default=True),
+        click.Option(["--lr-schedule"], type=click.Choice(LR_SCHEDULES), default=recipe.lr_schedule, show_default=True),
         click.Option(["--amp"], is_flag=True, help="Mixed precision (CUDA only)."),
         click.Option(
             ["--limit-batches"],
             type=click.IntRange(min=1),
             help="At most N batches per epoch and evaluation (smoke runs).",
         ),
+        click.Option(
+            ["--visdom"], is_flag=True, help="Live plots in Visdom (start one with: ignite-lab visdom start)."
+        ),
+        click.Option(["--visdom-server"], envvar="VISDOM_SERVER_URL", default="http://127.0.0.1", show_default=True),
+        click.Option(
+            ["--visdom-port"], envvar="VISDOM_PORT", type=click.IntRange(1, 65535), default=8097, show_default=True
+        ),
+        click.Option(["--visdom-env"], help="Visdom env name (default: RECIPE_TIMESTAMP, one per run)."),
         click.Option(["--set", "set"], multiple=True, metavar="KEY=VALUE", help="A recipe setting (listed below)."),
     ]
     return click.Command(
@@ -206,3 +214,108 @@ def copy_command(name: str, dest: Path, force: bool) -> None:
 
 def main() -> None:
     cli(prog_name="ignite-lab")
+
+
+@cli.group("visdom")
+def visdom_group() -> None:
+    """Run a local Visdom server for live plots (start, stop, status, assets)."""
+
+
+def _server_options(func):
+    func = click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where the server keeps its envs, log and PID file (default: ~/.cache/ignite-lab/visdom).",
+    )(func)
+    return click.option("--port", envvar="VISDOM_PORT", type=click.IntRange(1, 65535), default=8097, show_default=True)(
+        func
+    )
+
+
+def _paths(port: int, state_dir: Path | None):
+    from ignite_lab.visdom_server import ServerPaths, default_state_dir
+
+    state = (state_dir or default_state_dir()).expanduser()
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the Visdom state directory {state}: {exc.strerror}") from None
+    return ServerPaths(state, port)
+
+
+@visdom_group.command("start")
+@_server_options
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="127.0.0.1 listens on loopback only; any other address makes visdom listen on all interfaces.",
+)
+@click.option("--enable-login", is_flag=True, help="Require VISDOM_USERNAME / VISDOM_PASSWORD in the browser.")
+def visdom_start(port: int, state_dir: Path | None, host: str, enable_login: bool) -> None:
+    """Start a Visdom server in the background (its browser assets come from npm when offline)."""
+    from ignite_lab.visdom_server import start_server
+
+    paths = _paths(port, state_dir)
+    pid = start_server(paths, host=host, enable_login=enable_login)
+    click.echo(
+        f"Visdom is running: http://127.0.0.1:{port} (pid {pid}, envs in {paths.env_path}, log {paths.log_file})"
+    )
+    click.echo(f"Train with live plots: ignite-lab run mnist --visdom --visdom-port {port}")
+
+
+@visdom_group.command("stop")
+@_server_options
+def visdom_stop(port: int, state_dir: Path | None) -> None:
+    """Stop the server that `visdom start` started on this port (and no other process)."""
+    from ignite_lab.visdom_server import stop_server
+
+    if stop_server(_paths(port, state_dir)):
+        click.echo(f"stopped the Visdom server on port {port}")
+    else:
+        click.echo(f"no Visdom server started by ignite-lab is running on port {port}")
+
+
+@visdom_group.command("status")
+@_server_options
+def visdom_status(port: int, state_dir: Path | None) -> None:
+    """Say whether a server answers on the port (exit 0) or not (exit 3)."""
+    from ignite_lab.visdom_server import server_status
+
+    answering, pid = server_status(_paths(port, state_dir))
+    owner = f"started by ignite-lab, pid {pid}" if pid else "not started by ignite-lab"
+    if answering:
+        click.echo(f"Visdom answers on http://127.0.0.1:{port} ({owner})")
+    else:
+        click.echo(f"nothing answers on http://127.0.0.1:{port}")
+        sys.exit(3)
+
+
+@visdom_group.command("assets")
+def visdom_assets() -> None:
+    """Install Visdom's browser assets from the npm registry, so the server starts offline."""
+    from ignite_lab.visdom_server import install_assets, static_dir
+
+    placed = install_assets()
+    click.echo(
+        f"installed {placed} files into {static_dir()}" if placed else f"assets already installed in {static_dir()}"
+    )
+
+
+@cli.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("compare.png"),
+    show_default=True,
+    help="PNG with the runs' curves overlaid.",
+)
+def compare_command(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """Compare finished runs from their files: a table of configs and final metrics, and overlaid curves."""
+    from ignite_lab.compare import compare_runs
+
+    table = compare_runs(list(run_dirs), out)
+    click.echo(table)
+    click.echo(f"curves: {out}")

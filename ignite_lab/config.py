@@ -31,6 +31,10 @@ class RunConfig:
     lr_schedule: str = "none"
     amp: bool = False
     limit_batches: int | None = None
+    visdom: bool = False
+    visdom_server: str = "http://127.0.0.1"
+    visdom_port: int = 8097
+    visdom_env: str | None = None
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -29,6 +29,17 @@ class Parts:
     test: Iterable | None = None
     score: str = "accuracy"
     score_mode: Literal["max", "min"] = "max"
+    on_epoch: Callable[[EpochView], None] | None = None
+
+
+@dataclass
+class EpochView:
+    """What a recipe's ``on_epoch`` hook sees after each validation: to draw samples or predictions."""
+
+    epoch: int
+    model: nn.Module
+    device: Any
+    publish: Any  # dashboard.Publisher: .image(name, array, epoch) and .text(name, text, epoch)
 
 
 @dataclass(frozen=True)
@@ -43,3 +54,4 @@ class Recipe:
     batch_size: int
     lr: float
     settings: type | None = None
+    lr_schedule: str = "none"

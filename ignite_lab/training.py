@@ -18,12 +18,13 @@ from ignite.utils import manual_seed
 from ignite_lab import handlers
 from ignite_lab.checkpoints import LAST, RunInfo, load_checkpoint, run_dir_of
 from ignite_lab.config import RunConfig, make_settings
+from ignite_lab.dashboard import Dashboard, Publisher, TrainingPlots
 from ignite_lab.devices import amp_allowed, resolve_device
 from ignite_lab.engines import batch_size_of, build_evaluator, build_trainer, epoch_length
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import build_loader, set_epoch
 from ignite_lab.plots import plot_curves
-from ignite_lab.recipe import Parts, Recipe
+from ignite_lab.recipe import EpochView, Parts, Recipe
 from ignite_lab.rundir import RunDir
 from ignite_lab.tables import format_table
 
@@ -139,15 +140,20 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
 
     epoch_lr = [config.lr]  # the learning rate an epoch started with, as recorded in metrics.jsonl
 
-    trained = {"samples": 0, "seconds": 0.0}
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED,
-        lambda e: trained.__setitem__("samples", trained["samples"] + batch_size_of(e.state.batch)),
-    )
-    trainer.add_event_handler(
-        Events.EPOCH_COMPLETED,
-        lambda e: trained.__setitem__("seconds", trained["seconds"] + e.state.times["EPOCH_COMPLETED"]),
-    )
+    dashboard = None
+    if config.visdom:
+        env = config.visdom_env or f"{recipe.name}_{run.path.name}"
+        dashboard = Dashboard(config.visdom_server, config.visdom_port, env)
+    plots = TrainingPlots(dashboard) if dashboard else None
+    publish = Publisher(run.path / "media", dashboard)
+
+    throughput = Throughput()
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, throughput.on_iteration)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, throughput.on_epoch)
+    if plots:
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda e: plots.iteration(e.state.iteration, e.state.output["loss"])
+        )
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(val_loader, epoch_length=val_length))
 
     to_save: dict[str, Any] = {
@@ -188,6 +194,10 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
             lr,
             elapsed,
         )
+        if plots:
+            plots.epoch(engine.state.epoch, engine.state.metrics, evaluator.state.metrics, lr, throughput.last_rate)
+        if parts.on_epoch is not None:
+            parts.on_epoch(EpochView(engine.state.epoch, parts.model, device, publish))
         if time.perf_counter() - plotted[0] > PLOT_EVERY_S:
             plot_curves({recipe.name: run.read_metrics()}, run.curves)
             plotted[0] = time.perf_counter()
@@ -260,7 +270,7 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
         "best_val": _best_val(run.read_metrics(), parts.score, parts.score_mode),
         "test": test_metrics,
         "wall_time_s": round(wall, 2),
-        "samples_per_s": round(trained["samples"] / trained["seconds"], 1) if trained["seconds"] else None,
+        "samples_per_s": throughput.overall_rate,
         "device": str(device),
     }
     run.write_summary(summary)
@@ -273,6 +283,28 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     if message:
         log.info(message)
     return summary
+
+
+class Throughput:
+    """Training samples per second, per epoch and overall (iteration time only, not evaluation)."""
+
+    def __init__(self) -> None:
+        self.samples = self.seconds = self.epoch_samples = 0
+        self.last_rate = 0.0
+
+    def on_iteration(self, engine: Engine) -> None:
+        self.epoch_samples += batch_size_of(engine.state.batch)
+
+    def on_epoch(self, engine: Engine) -> None:
+        seconds = engine.state.times["EPOCH_COMPLETED"] or 0.0
+        self.last_rate = self.epoch_samples / seconds if seconds else 0.0
+        self.samples += self.epoch_samples
+        self.seconds += seconds
+        self.epoch_samples = 0
+
+    @property
+    def overall_rate(self) -> float | None:
+        return round(self.samples / self.seconds, 1) if self.seconds else None
 
 
 def restore(checkpoint: dict[str, Any], to_load: dict[str, Any], run: RunDir, config: RunConfig) -> float:

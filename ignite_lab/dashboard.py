@@ -1,0 +1,178 @@
+"""Live Visdom plots of a run, sent from Ignite event handlers, that can never stop training.
+
+We talk to the visdom client directly rather than through ignite's VisdomLogger because that
+logger puts train and validation in separate windows, has no network timeout (a server that
+accepts but never answers hangs the constructor), and deletes every window on close().
+Here each request has a timeout; the first failure logs one warning and turns plotting off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import requests
+import visdom
+
+log = logging.getLogger(__name__)
+logging.getLogger("visdom").setLevel(logging.ERROR)  # its client logs "new session" and socket notices at every start
+
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 5.0
+
+
+class _TimeoutVisdom(visdom.Visdom):
+    """visdom's client with a timeout on every request (``_handle_post`` is its documented hook)."""
+
+    def _handle_post(self, url: str, data: Any = None) -> str:
+        return self.session.post(url, data=data or {}, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)).text
+
+
+class Dashboard:
+    """One run's plots in one Visdom env. Every method is a no-op once the server is gone."""
+
+    def __init__(self, server: str, port: int, env: str) -> None:
+        self.env = env
+        self.url = f"{server.rstrip('/')}:{port}"
+        self.vis: visdom.Visdom | None = None
+        self._windows: set[str] = set()
+        try:
+            requests.get(self.url + "/", timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)).raise_for_status()
+            self.vis = _TimeoutVisdom(
+                server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False
+            )
+        except Exception as exc:  # any failure to reach it means: train without plots
+            self._give_up(f"Visdom at {self.url} does not answer ({_reason(exc)})")
+        else:
+            log.info("live plots: %s/env/%s", self.url, env)
+
+    @property
+    def active(self) -> bool:
+        return self.vis is not None
+
+    def _give_up(self, why: str) -> None:
+        self.vis = None
+        log.warning("%s; training continues without live plots (metrics are still written to the run directory)", why)
+
+    def _send(self, method: str, **kwargs: Any) -> None:
+        if self.vis is None:
+            return
+        try:
+            getattr(self.vis, method)(env=self.env, **kwargs)
+        except Exception as exc:
+            self._give_up(f"Visdom at {self.url} stopped answering ({_reason(exc)})")
+
+    def line(self, win: str, trace: str, x: list[float], y: list[float], title: str, xlabel: str) -> None:
+        """Append points to trace ``trace`` of window ``win`` (created on first use)."""
+        if not x:
+            return
+        exists = win in self._windows
+        opts = {"title": title, "xlabel": xlabel, "showlegend": True}
+        self._send(
+            "line",
+            X=np.asarray(x),
+            Y=np.asarray(y),
+            win=win,
+            name=trace,
+            update="append" if exists else None,
+            opts=opts,
+        )
+        self._windows.add(win)
+
+    def image(self, win: str, image: np.ndarray, title: str) -> None:
+        """An RGB image (H, W, 3) uint8 or CHW float in [0, 1]."""
+        array = np.asarray(image)
+        if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
+            array = array[..., :3].transpose(2, 0, 1)
+        self._send("image", img=array, win=win, opts={"title": title, "caption": title})
+
+    def text(self, win: str, text: str, title: str) -> None:
+        self._send("text", text=f"<pre>{_escape(text)}</pre>", win=win, opts={"title": title})
+
+    def save(self) -> None:
+        """Persist the env to the server's env_path, so the plots survive a server restart."""
+        if self.vis is None:
+            return
+        try:
+            self.vis.save([self.env])
+        except Exception as exc:
+            self._give_up(f"Visdom at {self.url} stopped answering ({_reason(exc)})")
+
+
+class TrainingPlots:
+    """The standard windows: loss by iteration (raw and smoothed), each metric by epoch (train and val),
+    learning rate and throughput. Iteration points are sent in batches, at most every ``every_s`` seconds."""
+
+    def __init__(self, dashboard: Dashboard, every_s: float = 1.0, smoothing: float = 0.98) -> None:
+        self.dash = dashboard
+        self.every_s = every_s
+        self.smoothing = smoothing
+        self._smoothed: float | None = None
+        self._pending: list[tuple[int, float, float]] = []
+        self._last_sent = 0.0
+
+    def iteration(self, iteration: int, loss: float) -> None:
+        if not self.dash.active:
+            return
+        if np.isfinite(loss):
+            s = self._smoothed
+            self._smoothed = loss if s is None else self.smoothing * s + (1 - self.smoothing) * loss
+        self._pending.append((iteration, loss, self._smoothed if self._smoothed is not None else loss))
+        if time.monotonic() - self._last_sent >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        its, raw, smooth = zip(*self._pending, strict=True)
+        self._pending.clear()
+        self._last_sent = time.monotonic()
+        self.dash.line("loss_by_iteration", "raw", list(its), list(raw), "training loss", "iteration")
+        self.dash.line("loss_by_iteration", "smoothed", list(its), list(smooth), "training loss", "iteration")
+
+    def epoch(self, epoch: int, train: dict[str, Any], val: dict[str, Any], lr: float, samples_per_s: float) -> None:
+        self.flush()
+        for split, metrics in (("train", train), ("val", val)):
+            for name, value in metrics.items():
+                if isinstance(value, (int, float)) and np.isfinite(value) and name != "lr":
+                    self.dash.line(f"metric_{name}", split, [epoch], [float(value)], name, "epoch")
+        self.dash.line("lr", "lr", [epoch], [lr], "learning rate", "epoch")
+        self.dash.line("throughput", "train", [epoch], [samples_per_s], "samples per second", "epoch")
+        self.dash.save()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class Publisher:
+    """The one call recipes use for pictures and text: saved under RUN_DIR/media/ and sent to Visdom when on."""
+
+    def __init__(self, media_dir, dashboard: Dashboard | None) -> None:
+        self.media_dir = media_dir
+        self.dashboard = dashboard
+
+    def image(self, name: str, image: np.ndarray, epoch: int | None = None, title: str | None = None) -> None:
+        """An RGB (H, W, 3) uint8 image, e.g. a prediction grid or an architecture drawing."""
+        import matplotlib.image
+
+        self.media_dir.mkdir(exist_ok=True)
+        suffix = f"_epoch{epoch}" if epoch is not None else ""
+        matplotlib.image.imsave(self.media_dir / f"{name}{suffix}.png", np.asarray(image))
+        if self.dashboard is not None:
+            self.dashboard.image(f"media_{name}", image, title or name)
+
+    def text(self, name: str, text: str, epoch: int | None = None, title: str | None = None) -> None:
+        """A text sample, e.g. generated characters; appended to RUN_DIR/media/NAME.txt."""
+        self.media_dir.mkdir(exist_ok=True)
+        with open(self.media_dir / f"{name}.txt", "a") as f:
+            f.write(f"--- epoch {epoch}\n{text}\n" if epoch is not None else f"{text}\n")
+        if self.dashboard is not None:
+            self.dashboard.text(f"media_{name}", text, title or (f"{name} (epoch {epoch})" if epoch else name))
