@@ -7,13 +7,31 @@ ARGS ?=
 PYTEST_ARGS ?=
 RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcard recipes/*.py)))))
 
-.PHONY: run test lint list install clean $(RECIPES)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint list install visdom visdom-stop browser clean $(RECIPES)
 
 run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 	$(BIN)/python -m recipes.mnist $(ARGS)
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP) $(VENV)/.visdom-assets browser  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+visdom: $(VENV)/.visdom-assets  ## a local Visdom server for --visdom (stop: make visdom-stop)
+	$(BIN)/ignite-lab visdom start $(ARGS)
+
+visdom-stop: $(STAMP)
+	$(BIN)/ignite-lab visdom stop $(ARGS)
+
+# Visdom's browser scripts, from the npm registry (visdom itself fetches them from CDNs, which fails offline).
+$(VENV)/.visdom-assets: $(STAMP)
+	$(BIN)/ignite-lab visdom assets
+	touch $@
+
+# Debian's chromium for the browser test of the Visdom page.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  $(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

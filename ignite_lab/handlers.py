@@ -82,6 +82,14 @@ def attach_early_stopping(
     return stopper
 
 
+def stretch_schedule(scheduler: Any, epochs: int, iterations_per_epoch: int) -> None:
+    """After a resume with a different --epochs, fit the restored schedule to the new length."""
+    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
+        scheduler.T_max = max(1, epochs * iterations_per_epoch)
+    elif isinstance(scheduler, lr_scheduler.StepLR):
+        scheduler.step_size = max(1, epochs // 3)
+
+
 def attach_lr_schedule(
     name: str,
     trainer: Engine,

@@ -18,10 +18,12 @@ def final_metrics(run) -> list[dict]:
 
 
 def test_resume_raising_epochs_matches_an_uninterrupted_run(run_cli, tiny_mnist, tmp_path):
+    # a constant LR: with a schedule, a 2-epoch run is not the first half of a 4-epoch run
+    args = [*ARGS, "--lr-schedule", "none", "--data-dir", tiny_mnist]
     full = tmp_path / "full"
-    assert run_cli("run", "mnist", "--epochs", "4", "--data-dir", tiny_mnist, "--output-dir", full, *ARGS).code == 0
+    assert run_cli("run", "mnist", "--epochs", "4", "--output-dir", full, *args).code == 0
     part = tmp_path / "part"
-    assert run_cli("run", "mnist", "--epochs", "2", "--data-dir", tiny_mnist, "--output-dir", part, *ARGS).code == 0
+    assert run_cli("run", "mnist", "--epochs", "2", "--output-dir", part, *args).code == 0
     result = run_cli("run", "mnist", "--resume", "auto", "--epochs", "4", "--output-dir", part)
     assert result.code == 0, result
     assert "resuming" in result.output and "epoch 3/4" in result.output and "epoch 1/4" not in result.output
@@ -76,3 +78,14 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     a, b = only_run(tmp_path / "full", "mnist"), only_run(out, "mnist")
     assert json.loads((a / "summary.json").read_text())["test"] == json.loads((b / "summary.json").read_text())["test"]
     assert final_metrics(a) == final_metrics(b)
+
+
+def test_cosine_schedule_is_stretched_when_epochs_are_raised(run_cli, tmp_path):
+    assert (
+        run_cli("run", "xor", "--epochs", "2", "--lr", "0.1", "--lr-schedule", "cosine", "--output-dir", tmp_path).code
+        == 0
+    )
+    assert run_cli("run", "xor", "--resume", "auto", "--epochs", "4", "--output-dir", tmp_path).code == 0
+    run = only_run(tmp_path, "xor")
+    lrs = [r["metrics"]["lr"] for r in read_jsonl(run / "metrics.jsonl") if r["split"] == "train"]
+    assert len(lrs) == 4 and lrs[0] == 0.1 and lrs[1] > lrs[2] > lrs[3] > 0  # keeps decaying, no restart
