@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -83,11 +84,24 @@ def attach_early_stopping(
 
 
 def stretch_schedule(scheduler: Any, epochs: int, iterations_per_epoch: int) -> None:
-    """After a resume with a different --epochs, fit the restored schedule to the new length."""
+    """After a resume with a different --epochs, fit the restored schedule to the new length.
+
+    The LR is recomputed from the closed form at the current step: torch's chained update
+    would otherwise continue from the old curve (from 0, if the old run had finished).
+    """
+    step = scheduler.last_epoch if scheduler is not None else 0
     if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
         scheduler.T_max = max(1, epochs * iterations_per_epoch)
+        factor = (1 + math.cos(math.pi * min(step, scheduler.T_max) / scheduler.T_max)) / 2
+        lrs = [scheduler.eta_min + (base - scheduler.eta_min) * factor for base in scheduler.base_lrs]
     elif isinstance(scheduler, lr_scheduler.StepLR):
         scheduler.step_size = max(1, epochs // 3)
+        lrs = [base * scheduler.gamma ** (step // scheduler.step_size) for base in scheduler.base_lrs]
+    else:
+        return
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    scheduler._last_lr = lrs
 
 
 def attach_lr_schedule(

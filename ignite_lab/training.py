@@ -174,7 +174,7 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     elapsed_before = 0.0
     if checkpoint is not None:
         elapsed_before = restore(checkpoint, {**to_save, "best_checkpointer": best}, run, config)
-        if scheduler is not None:
+        if scheduler is not None and checkpoint.get("run_info", {}).get("epochs") != config.epochs:
             handlers.stretch_schedule(scheduler, config.epochs, train_length or 1)
         if new_lr:  # an --lr given with --resume replaces the saved optimizer's
             for group in parts.optimizer.param_groups:
