@@ -35,6 +35,7 @@ class RunConfig:
     visdom_server: str = "http://127.0.0.1"
     visdom_port: int = 8097
     visdom_env: str | None = None
+    run_dir: str | None = None  # set by the toolkit: where a recipe keeps files bound to the run (graphs, vocabularies)
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ignite_lab.augment import random_crop, random_flip
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import TensorData, holdout_split
 
@@ -108,3 +110,206 @@ def mnist_splits(
 
     train, val = holdout_split(prepare("train"), val_fraction, seed)
     return train, val, prepare("test")
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """CIFAR's python batches are pickles; allow only what they hold (dicts, lists, bytes, numpy arrays)."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
+    try:
+        with open(path, "rb") as f:
+            entry = _ArrayUnpickler(f, encoding="latin1").load()
+        data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = list(entry.get("labels", entry.get("fine_labels", [])))
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path} is not a CIFAR-10 python batch: {exc}") from None
+    if len(labels) != len(data) or (labels and not 0 <= min(labels) <= max(labels) < 10):
+        raise UserError(f"{path}: {len(data)} images but {len(labels)} labels in 0-9")
+    return data, labels
+
+
+def _cifar_root(data_dir: Path) -> Path | None:
+    for folder in (data_dir / "cifar-10-batches-py", data_dir):
+        if all((folder / name).is_file() for names in CIFAR10_FILES.values() for name in names):
+            return folder
+    return None
+
+
+def load_cifar10(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 ``train`` or ``test`` as (N, 3, 32, 32) uint8 images and int64 labels.
+
+    Reads the python batches (``cifar-10-batches-py/``), downloading them with torchvision when
+    missing and online, or an image folder (``train/<class>/*.png|jpg``, ``test/<class>/...``).
+    """
+    if not data_dir:
+        raise UserError("CIFAR-10 is not bundled: pass --data-dir DIR (torchvision downloads it there when online)")
+    root = Path(data_dir).expanduser()
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return load_image_folder(root / split)
+    folder = _cifar_root(root)
+    if folder is None:
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(str(root), train=True, download=True)
+            folder = _cifar_root(root)
+        except Exception as exc:
+            log.warning("could not download CIFAR-10 into %s: %s", root, exc)
+    if folder is None:
+        names = ", ".join(n for names in CIFAR10_FILES.values() for n in names)
+        raise UserError(
+            f"CIFAR-10 not found under {root} and could not be downloaded. Expected {root / 'cifar-10-batches-py'}/ "
+            f"with {names} (the python version from https://www.cs.toronto.edu/~kriz/cifar.html), "
+            f"or an image folder {root}/train/<class>/*.png and {root}/test/<class>/*.png."
+        )
+    parts = [_read_cifar_batch(folder / name) for name in CIFAR10_FILES[split]]
+    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+    labels = torch.tensor([label for p in parts for label in p[1]], dtype=torch.long)
+    return images, labels
+
+
+def load_image_folder(folder: Path, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``folder/<class>/*.png|jpg`` decoded once into uint8 (N, 3, H, W) tensors; classes in sorted order."""
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if not classes:
+        raise UserError(f"{folder} has no class folders (expected {folder}/<class>/*.png)")
+    images, labels = [], []
+    for index, name in enumerate(classes):
+        for path in sorted((folder / name).iterdir()):
+            if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+                continue
+            try:
+                with Image.open(path) as img:
+                    rgb = img.convert("RGB")
+            except (UnidentifiedImageError, OSError) as exc:
+                raise UserError(f"{path} is not a readable image: {exc}") from None
+            if size and rgb.size != (size[1], size[0]):
+                rgb = rgb.resize((size[1], size[0]))
+            images.append(torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1))
+            labels.append(index)
+    if not images:
+        raise UserError(f"{folder} has class folders but no .png/.jpg images")
+    shapes = {tuple(i.shape) for i in images}
+    if len(shapes) > 1:
+        raise UserError(f"images in {folder} have different sizes {sorted(shapes)[:3]}; resize them to one size")
+    return torch.stack(images), torch.tensor(labels)
+
+
+CAMVID_CLASSES = (
+    "sky",
+    "building",
+    "pole",
+    "road",
+    "pavement",
+    "tree",
+    "sign",
+    "fence",
+    "car",
+    "pedestrian",
+    "bicyclist",
+)
+CAMVID_VOID = 11
+CAMVID_PALETTE = np.array(
+    [
+        (128, 128, 128),
+        (128, 0, 0),
+        (192, 192, 128),
+        (128, 64, 128),
+        (60, 40, 222),
+        (128, 128, 0),
+        (192, 128, 128),
+        (64, 64, 128),
+        (64, 0, 128),
+        (64, 64, 0),
+        (0, 128, 192),
+        (0, 0, 0),
+    ],
+    dtype=np.uint8,
+)  # the SegNet tutorial colours; void is black
+
+
+def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """CamVid in the SegNet layout: ``SPLIT/*.png`` images and ``SPLITannot/*.png`` masks (labels 0-10, 11 void).
+
+    Returns uint8 images (N, 3, H, W) and int64 masks (N, H, W), decoded once.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data_dir:
+        raise UserError("CamVid is not bundled: pass --data-dir DIR holding train/ trainannot/ val/ valannot/ ...")
+    root = Path(data_dir).expanduser()
+    image_dir, mask_dir = root / split, root / f"{split}annot"
+    if not image_dir.is_dir() or not mask_dir.is_dir():
+        raise UserError(
+            f"CamVid {split} split not found: expected {image_dir}/*.png and {mask_dir}/*.png "
+            "(the SegNet CamVid layout: train, val, test and their *annot folders)"
+        )
+    images, masks = [], []
+    for path in sorted(image_dir.glob("*.png")):
+        mask_path = mask_dir / path.name
+        if not mask_path.is_file():
+            raise UserError(f"{path} has no mask {mask_path}")
+        try:
+            with Image.open(path) as img, Image.open(mask_path) as mask:
+                image = np.asarray(img.convert("RGB"))
+                labels = np.asarray(mask)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserError(f"{path} or its mask is not a readable image: {exc}") from None
+        if labels.ndim != 2 or labels.shape != image.shape[:2]:
+            raise UserError(f"{mask_path}: mask of size {labels.shape} does not match its image {image.shape[:2]}")
+        if labels.max() > CAMVID_VOID:
+            raise UserError(f"{mask_path}: labels must be 0-{CAMVID_VOID}, found {labels.max()}")
+        images.append(torch.from_numpy(image.copy()).permute(2, 0, 1))
+        masks.append(torch.from_numpy(labels.astype(np.int64)))
+    if not images:
+        raise UserError(f"no .png images in {image_dir}")
+    shapes = {tuple(i.shape) for i in images}
+    if len(shapes) > 1:
+        raise UserError(f"CamVid images in {image_dir} have different sizes {sorted(shapes)[:3]}")
+    return torch.stack(images), torch.stack(masks)
+
+
+def cifar10_splits(
+    data_dir: str | None, seed: int, augment: bool = False, val_size: int = 5000
+) -> tuple[TensorData, TensorData, TensorData]:
+    """CIFAR-10 normalized to [-1, 1] (the books' Normalize((0.5,)*3, (0.5,)*3)), decoded once:
+    train (with batch flips and padded crops if ``augment``), a seeded validation holdout, and test."""
+
+    def normalized(images: torch.Tensor) -> torch.Tensor:
+        return images.float().div(255).sub(0.5).div(0.5)
+
+    images, labels = load_cifar10(data_dir, "train")
+    train, val = holdout_split(
+        TensorData(normalized(images), labels), min(val_size, len(labels) - 1) / len(labels), seed
+    )
+    test_images, test_labels = load_cifar10(data_dir, "test")
+    test = TensorData(normalized(test_images), test_labels)
+    return (train.with_transform(_flip_and_crop) if augment else train), val, test
+
+
+def _flip_and_crop(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    images, _ = random_flip(images)
+    images, _ = random_crop(images, tuple(images.shape[-2:]), padding=4)
+    return images, labels

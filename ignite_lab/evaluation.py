@@ -34,7 +34,8 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, **overrides: Any
     config = checkpoint_config(path, checkpoint)
     if config.recipe != recipe.name:
         raise UserError(f"{path} was trained by recipe {config.recipe!r}, not {recipe.name!r}")
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)))
     device = resolve_device(config.device)
     manual_seed(config.seed)
     parts = recipe.build(config, make_settings(recipe.settings, config.settings))

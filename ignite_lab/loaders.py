@@ -6,7 +6,7 @@ one process or several (a DistributedSampler is used in both cases).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import ignite.distributed as idist
 import torch
@@ -19,16 +19,22 @@ class TensorData(Dataset):
     Batches are made by slicing, so there is no per-sample Python work and no collate.
     """
 
-    def __init__(self, *tensors: torch.Tensor) -> None:
+    def __init__(self, *tensors: torch.Tensor, transform: Callable | None = None) -> None:
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("TensorData needs tensors with the same first dimension")
         self.tensors = tensors
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.tensors[0])
 
     def __getitem__(self, index):
-        return tuple(t[index] for t in self.tensors)
+        batch = tuple(t[index] for t in self.tensors)
+        return self.transform(*batch) if self.transform else batch
+
+    def with_transform(self, transform: Callable) -> TensorData:
+        """The same tensors with a batch transform (augmentation), e.g. for the training split only."""
+        return TensorData(*self.tensors, transform=transform)
 
     def subset(self, index: torch.Tensor) -> TensorData:
         return TensorData(*(t[index] for t in self.tensors))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -51,3 +52,12 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
     tmp.replace(path)
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """A matplotlib figure as an RGB uint8 array (for Publisher.image), closing the figure."""
+    fig.tight_layout()
+    fig.canvas.draw()
+    array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return array

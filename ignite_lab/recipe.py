@@ -29,12 +29,15 @@ class Parts:
     test: Iterable | None = None
     score: str = "accuracy"
     score_mode: Literal["max", "min"] = "max"
-    on_epoch: Callable[[EpochView], None] | None = None
+    grad_clip: float | None = None
+    on_start: Callable[[RunView], None] | None = None
+    on_epoch: Callable[[RunView], None] | None = None
 
 
 @dataclass
-class EpochView:
-    """What a recipe's ``on_epoch`` hook sees after each validation: to draw samples or predictions."""
+class RunView:
+    """What a recipe's hooks see: ``on_start`` (epoch 0, e.g. architecture drawings) and ``on_epoch``
+    after each validation (samples, predictions)."""
 
     epoch: int
     model: nn.Module

@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.utils import manual_seed
@@ -24,7 +25,7 @@ from ignite_lab.engines import batch_size_of, build_evaluator, build_trainer, ep
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import build_loader, set_epoch
 from ignite_lab.plots import plot_curves
-from ignite_lab.recipe import EpochView, Parts, Recipe
+from ignite_lab.recipe import Parts, Recipe, RunView
 from ignite_lab.rundir import RunDir
 from ignite_lab.tables import format_table
 
@@ -84,6 +85,7 @@ def open_run(recipe: Recipe, config: RunConfig, explicit: Collection[str]) -> tu
     """A new run directory, or the one being resumed with its saved config (flags given explicitly win)."""
     if not config.resume:
         run = RunDir.create(config.output_dir, recipe.name)
+        config = dataclasses.replace(config, run_dir=str(run.path))
         run.config.write_text(config.to_json())
         return run, config, None
     path, checkpoint = find_resume_checkpoint(config.resume, config.output_dir, recipe.name)
@@ -94,7 +96,7 @@ def open_run(recipe: Recipe, config: RunConfig, explicit: Collection[str]) -> tu
     overrides = {name: getattr(config, name) for name in explicit if name not in ("recipe", "settings", "resume")}
     if "settings" in explicit:
         overrides["settings"] = {**saved.settings, **config.settings}
-    merged = dataclasses.replace(saved, **overrides, resume=str(path))
+    merged = dataclasses.replace(saved, **overrides, resume=str(path), run_dir=str(run.path))
     run.check_writable()
     run.config.write_text(merged.to_json())
     log.info("resuming %s from %s", run.path, path.name)
@@ -125,6 +127,8 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     train_length = epoch_length(train_loader, config.limit_batches)
     val_length = epoch_length(val_loader, config.limit_batches)
 
+    if parts.grad_clip:
+        clip_gradients(parts.optimizer, parts.grad_clip)
     trainer = build_trainer(parts, device, amp)
     evaluator = build_evaluator(parts, device, amp)
     score = handlers.score_function(parts.score, parts.score_mode)
@@ -199,7 +203,7 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
         if plots:
             plots.epoch(engine.state.epoch, engine.state.metrics, evaluator.state.metrics, lr, throughput.last_rate)
         if parts.on_epoch is not None:
-            parts.on_epoch(EpochView(engine.state.epoch, parts.model, device, publish))
+            parts.on_epoch(RunView(engine.state.epoch, parts.model, device, publish))
         if time.perf_counter() - plotted[0] > PLOT_EVERY_S:
             plot_curves({recipe.name: run.read_metrics()}, run.curves)
             plotted[0] = time.perf_counter()
@@ -207,6 +211,8 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     plotted = [time.perf_counter()]
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last)
 
+    if parts.on_start is not None and checkpoint is None:
+        parts.on_start(RunView(0, parts.model, device, publish))
     status, message = "completed", ""
     run.write_summary({"recipe": recipe.name, "status": "running", "run_dir": str(run.path)})
     try:
@@ -285,6 +291,16 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     if message:
         log.info(message)
     return summary
+
+
+def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
+    """Clip the gradient norm right before every optimizer step (after AMP unscaling), leaving Ignite's step as is."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def clip(*_) -> None:  # a pre-step hook must return None
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    optimizer.register_step_pre_hook(clip)
 
 
 class Throughput:

@@ -1,0 +1,171 @@
+"""LinkNet semantic segmentation on CamVid ("PyTorch Deep Learning Hands-On", semantic segmentation chapter).
+
+An initial block (7x7 conv stride 2 + max pool), four encoder blocks (two ConvBlocks each,
+with a strided residual path), four decoder blocks (1x1 conv, transposed conv to the size of
+the matching encoder output, 1x1 conv) added to that encoder output, and a final block that
+upsamples twice back to the input size. Void pixels (label 11) are ignored by loss and metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from ignite.metrics import ConfusionMatrix, IoU, mIoU
+from ignite.metrics.confusion_matrix import cmAccuracy
+from torch import nn
+
+from ignite_lab import Parts, Recipe, RunConfig, TensorData, recipe_main
+from ignite_lab.augment import random_crop, random_flip
+from ignite_lab.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, load_camvid
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@dataclass
+class Settings:
+    width: int = field(
+        default=64, metadata={"help": "channels of the initial block (the chapter's 64; encoders x1-x8)"}
+    )
+    crop: int = field(
+        default=256, metadata={"help": "square random crop while training (evaluation uses whole images)"}
+    )
+    grid: int = field(default=3, metadata={"help": "validation images in the per-epoch prediction grid"})
+
+
+class ConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, relu: bool = True) -> None:
+        layers = [nn.Conv2d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout)]
+        super().__init__(*layers, *([nn.ReLU(inplace=True)] if relu else []))
+
+
+class DeconvBlock(nn.Module):
+    """Transposed conv told the exact output size, so odd feature-map sizes line up with the encoder."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, relu: bool = True) -> None:
+        super().__init__()
+        self.deconv = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, bias=False)
+        self.after = nn.Sequential(nn.BatchNorm2d(cout), *([nn.ReLU(inplace=True)] if relu else []))
+
+    def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        return self.after(self.deconv(x, output_size=size[-2:]))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.block1 = nn.Sequential(ConvBlock(cin, cout, 3, 2, 1), ConvBlock(cout, cout, 3, 1, 1, relu=False))
+        self.residual = ConvBlock(cin, cout, 3, 2, 1, relu=False)
+        self.block2 = nn.Sequential(ConvBlock(cout, cout, 3, 1, 1), ConvBlock(cout, cout, 3, 1, 1, relu=False))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.relu(self.block1(x) + self.residual(x))
+        return self.relu(self.block2(first) + first)
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = ConvBlock(cin, cin // 4, 1, 1, 0)
+        self.deconv = DeconvBlock(cin // 4, cin // 4, 3, 2, 1)
+        self.conv2 = ConvBlock(cin // 4, cout, 1, 1, 0)
+
+    def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        return self.conv2(self.deconv(self.conv1(x), size))
+
+
+class LinkNet(nn.Module):
+    def __init__(self, classes: int, width: int = 64) -> None:
+        super().__init__()
+        w = [width, width, 2 * width, 4 * width, 8 * width]
+        self.initial = ConvBlock(3, w[0], 7, 2, 3)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.encoders = nn.ModuleList([EncoderBlock(w[i], w[i + 1]) for i in range(4)])
+        self.decoders = nn.ModuleList([DecoderBlock(w[i + 1], w[i]) for i in range(4)])
+        self.final_deconv1 = DeconvBlock(w[0], w[0] // 2, 3, 2, 1)
+        self.final_conv = ConvBlock(w[0] // 2, w[0] // 2, 3, 1, 1)
+        # 3x3 rather than the chapter's 2x2 kernel: it can return odd sizes too (2n-1 or 2n), so any image fits
+        self.final_deconv2 = DeconvBlock(w[0] // 2, classes, 3, 2, 1, relu=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        initial = self.initial(x)
+        skips = [self.pool(initial)]
+        for encoder in self.encoders:
+            skips.append(encoder(skips[-1]))
+        y = skips[-1]
+        for i in reversed(range(4)):  # decoder i+1 brings encoder i+1's output back to encoder i's size
+            y = skips[i] + self.decoders[i](y, skips[i].shape)
+        y = self.final_conv(self.final_deconv1(y, initial.shape))
+        return self.final_deconv2(y, x.shape)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    return (images.float() / 255 - MEAN) / STD
+
+
+def colorize(mask: np.ndarray) -> np.ndarray:
+    return CAMVID_PALETTE[np.clip(mask, 0, CAMVID_VOID)]
+
+
+def prediction_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, device) -> np.ndarray:
+    """Rows of (image, prediction, truth) in the CamVid palette."""
+    model.eval()
+    with torch.inference_mode():
+        predicted = model(images.to(device)).argmax(1).cpu().numpy()
+    pictures = (images * STD + MEAN).clamp(0, 1).mul(255).byte().permute(0, 2, 3, 1).numpy()
+    rows = [
+        np.concatenate([pic, colorize(pred), colorize(true)], axis=1)
+        for pic, pred, true in zip(pictures, predicted, masks.numpy(), strict=True)
+    ]
+    return np.concatenate(rows, axis=0)
+
+
+def build(config: RunConfig, s: Settings) -> Parts:
+    splits = {split: load_camvid(config.data_dir, split) for split in ("train", "val", "test")}
+    data = {split: TensorData(normalize(images), masks) for split, (images, masks) in splits.items()}
+
+    def augment(images: torch.Tensor, masks: torch.Tensor):
+        images, masks = random_flip(images, masks)
+        size = (min(s.crop, images.shape[-2]), min(s.crop, images.shape[-1]))
+        return random_crop(images, size, masks=masks, mask_fill=CAMVID_VOID)
+
+    def metrics():
+        cm = ConfusionMatrix(num_classes=len(CAMVID_CLASSES))  # targets >= 11 (void) are left out
+        return {"pixel_accuracy": cmAccuracy(cm), "miou": mIoU(cm), "iou": IoU(cm)}
+
+    model = LinkNet(len(CAMVID_CLASSES), s.width)
+    shown = data["val"].tensors[0][: s.grid], data["val"].tensors[1][: s.grid]
+    return Parts(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
+        loss_fn=nn.CrossEntropyLoss(ignore_index=CAMVID_VOID),
+        train=data["train"].with_transform(augment),
+        val=data["val"],
+        test=data["test"],
+        metrics=metrics,
+        score="miou",
+        on_epoch=lambda view: view.publish.image(
+            "predictions",
+            prediction_grid(view.model, *shown, view.device),
+            epoch=view.epoch,
+            title=f"image | prediction | truth (epoch {view.epoch})",
+        ),
+    )
+
+
+RECIPE = Recipe(
+    name="linknet",
+    summary="LinkNet encoder-decoder segmentation, 11 CamVid classes, mIoU.",
+    dataset="CamVid, SegNet layout (--data-dir with train/ trainannot/ val/ ...)",
+    build=build,
+    settings=Settings,
+    epochs=30,
+    batch_size=8,
+    lr=1e-3,
+)
+
+if __name__ == "__main__":
+    recipe_main(RECIPE)
