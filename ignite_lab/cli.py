@@ -191,6 +191,24 @@ def eval_command(
     click.echo(format_table(["metric", "value"], rows))
 
 
+@cli.command("generate")
+@click.argument("name")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--prime", default="", help="Text the sample starts from.")
+@click.option("--length", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same sample.")
+def generate_command(name: str, checkpoint: Path, prime: str, length: int, temperature: float, seed: int) -> None:
+    """Sample text from a generator recipe's checkpoint (e.g. char_rnn)."""
+    from ignite_lab.evaluation import load_for_inference
+
+    recipe = load_recipe(name)
+    parts, _, _ = load_for_inference(recipe, checkpoint)
+    if parts.generate is None:
+        raise UserError(f"{name} does not generate text")
+    click.echo(parts.generate(prime, length, temperature, seed))
+
+
 @cli.command("copy")
 @click.argument("name")
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))

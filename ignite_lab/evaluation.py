@@ -14,7 +14,7 @@ from ignite_lab.devices import resolve_device
 from ignite_lab.engines import build_evaluator, epoch_length
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import build_loader
-from ignite_lab.recipe import Recipe
+from ignite_lab.recipe import Parts, Recipe
 from ignite_lab.rundir import RunDir
 
 
@@ -28,8 +28,8 @@ def checkpoint_config(path: Path, checkpoint: dict[str, Any]) -> RunConfig:
     raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")
 
 
-def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, **overrides: Any) -> dict[str, Any]:
-    """Metrics of the checkpoint's model on ``val`` or ``test``; ``overrides`` replace config fields (data_dir...)."""
+def load_for_inference(recipe: Recipe, path: Path, **overrides: Any) -> tuple[Parts, RunConfig, Any]:
+    """The recipe's parts rebuilt with the checkpoint's config (and run files), its weights loaded."""
     checkpoint = load_checkpoint(path)
     config = checkpoint_config(path, checkpoint)
     if config.recipe != recipe.name:
@@ -43,7 +43,13 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, **overrides: Any
         parts.model.load_state_dict(checkpoint["model"])
     except (RuntimeError, KeyError) as exc:
         raise UserError(f"{path} does not fit {recipe.name}'s model: {str(exc).splitlines()[0]}") from None
-    parts.model.to(device)
+    parts.model.to(device).eval()
+    return parts, config, device
+
+
+def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, **overrides: Any) -> dict[str, Any]:
+    """Metrics of the checkpoint's model on ``val`` or ``test``; ``overrides`` replace config fields (data_dir...)."""
+    parts, config, device = load_for_inference(recipe, path, **overrides)
     data = parts.test if split == "test" else parts.val
     if data is None:
         raise UserError(f"{recipe.name} has no {split} split")

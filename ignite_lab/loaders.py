@@ -62,6 +62,8 @@ def build_loader(
         drop_last=drop_last,
     )
     pin = device.type == "cuda"
+    if getattr(data, "batched", False):  # every index is already a whole batch (e.g. language-model windows)
+        return DataLoader(data, sampler=sampler, batch_size=None, pin_memory=pin)
     if isinstance(data, TensorData):
         batches = BatchSampler(sampler, batch_size, drop_last=drop_last)
         return DataLoader(data, sampler=batches, batch_size=None, pin_memory=pin)
@@ -79,7 +81,8 @@ def build_loader(
 
 def set_epoch(loader: Iterable, epoch: int) -> None:
     """Tell a loader's sampler which epoch starts, so its order is (seed, epoch)-determined."""
-    sampler = getattr(loader, "sampler", None)
-    sampler = getattr(sampler, "sampler", sampler)  # unwrap a BatchSampler
-    if isinstance(sampler, DistributedSampler):
-        sampler.set_epoch(epoch)
+    for sampler in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+        sampler = getattr(sampler, "sampler", sampler) if not hasattr(sampler, "set_epoch") else sampler
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+            return

@@ -32,6 +32,7 @@ class Parts:
     grad_clip: float | None = None
     on_start: Callable[[RunView], None] | None = None
     on_epoch: Callable[[RunView], None] | None = None
+    generate: Callable[..., str] | None = None  # (prime, length, temperature, seed) -> text, for ignite-lab generate
 
 
 @dataclass

@@ -1,0 +1,282 @@
+"""The text pipeline the books built with torchtext, on Hugging Face ``tokenizers`` and plain readers.
+
+torchtext (Field, BucketIterator, BPTTIterator, GloVe) is finished upstream and only imports
+with torch 2.3, so: ``Vocab`` replaces Field's vocabulary (word or character level, specials,
+default unknown index, lowercasing, save/load), ``lm_windows`` replaces BPTTIterator,
+``bucket_loader`` replaces BucketIterator, ``load_glove`` replaces ``vocab.load_vectors``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import ignite.distributed as idist
+import torch
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ignite_lab.errors import UserError
+from ignite_lab.loaders import TensorData
+
+log = logging.getLogger(__name__)
+
+UNK, PAD, EOS, SOS = "<unk>", "<pad>", "<eos>", "<sos>"
+SPECIALS = (UNK, PAD, EOS, SOS)
+
+
+class Vocab:
+    """Token <-> index, word- or character-level, with specials and a default index for unknown tokens."""
+
+    def __init__(self, tokenizer: Tokenizer, level: str) -> None:
+        self.tokenizer = tokenizer
+        self.level = level
+        self.itos = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
+        self.unk_index = tokenizer.token_to_id(UNK)
+        self.pad_index = tokenizer.token_to_id(PAD)
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        level: str = "word",
+        basic_english: bool = False,
+        min_freq: int = 1,
+        max_size: int | None = None,
+        specials: Sequence[str] = SPECIALS,
+    ) -> Vocab:
+        """Count tokens over ``texts``; specials first (``<unk>`` is 0), then by frequency.
+
+        Word level splits on whitespace (for text already tokenized, like WikiText), or with
+        ``basic_english`` lowercases and splits words from punctuation (torchtext's basic_english).
+        """
+        if level not in ("word", "char"):
+            raise ValueError("level is 'word' or 'char'")
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+        if basic_english:
+            tokenizer.normalizer = normalizers.Lowercase()
+        if level == "word":
+            tokenizer.pre_tokenizer = pre_tokenizers.Whitespace() if basic_english else pre_tokenizers.WhitespaceSplit()
+        else:
+            tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        specials = list(dict.fromkeys([UNK, *specials]))
+        trainer = trainers.WordLevelTrainer(
+            special_tokens=specials,
+            min_frequency=min_freq,
+            vocab_size=(max_size or 10**9) + len(specials),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(texts, trainer)
+        return cls(tokenizer, level)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def tokenize(self, text: str) -> list[str]:
+        return [token for token, _ in self.tokenizer.pre_tokenizer.pre_tokenize_str(self.normalize(text))]
+
+    def normalize(self, text: str) -> str:
+        return self.tokenizer.normalizer.normalize_str(text) if self.tokenizer.normalizer else text
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(texts)]
+
+    def lookup(self, tokens: Iterable[str]) -> list[int]:
+        """Already-split tokens to indices (unknown -> ``<unk>``)."""
+        ids = []
+        for token in tokens:
+            index = self.tokenizer.token_to_id(self.normalize(token))
+            ids.append(self.unk_index if index is None else index)
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        tokens = [self.itos[i] for i in ids]
+        return "".join(tokens) if self.level == "char" else " ".join(tokens)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"level": self.level, "tokenizer": json.loads(self.tokenizer.to_str())}))
+
+    @classmethod
+    def load(cls, path: Path) -> Vocab:
+        try:
+            raw = json.loads(path.read_text())
+            return cls(Tokenizer.from_str(json.dumps(raw["tokenizer"])), raw["level"])
+        except (OSError, ValueError, KeyError, TypeError, Exception) as exc:
+            raise UserError(f"{path} is not an ignite-lab vocabulary file: {str(exc).splitlines()[0][:200]}") from None
+
+
+def run_vocab(config: Any, build: Callable[[], Vocab], name: str = "vocab.json") -> Vocab:
+    """The run's vocabulary: loaded from the run directory (resume, eval, generate) or built and saved there."""
+    path = Path(config.run_dir) / name if config.run_dir else None
+    if path is not None and path.is_file():
+        return Vocab.load(path)
+    vocab = build()
+    if path is not None:
+        vocab.save(path)
+    return vocab
+
+
+def read_lines(path: Path) -> list[str]:
+    """A UTF-8 text file's lines; an unreadable or empty file is a clear error naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    if not text.strip():
+        raise UserError(f"{path} is empty")
+    return text.splitlines()
+
+
+# Language-model batching (torchtext's BPTTIterator) -------------------------------------------
+
+
+def batchify(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """A token stream cut into ``batch_size`` equal rows (the tail that does not fit is dropped): (B, T)."""
+    length = len(ids) // batch_size
+    if length < 2:
+        raise UserError(f"{len(ids)} tokens are too few for batches of {batch_size} columns")
+    return ids[: length * batch_size].view(batch_size, length)
+
+
+def lm_windows(ids: torch.Tensor, batch_size: int, bptt: int) -> TensorData:
+    """Windows of ``bptt`` steps over the batchified stream: inputs (B, L) and targets shifted by one.
+
+    Each item of the returned dataset is one whole batch (index i -> window i), so a loader
+    over it keeps the columns aligned; ``TensorData`` gives the batches as slices.
+    """
+    rows = batchify(ids, batch_size)
+    starts = range(0, rows.shape[1] - 1, bptt)
+    windows = [(rows[:, s : s + bptt], rows[:, s + 1 : s + 1 + bptt]) for s in starts]
+    windows = [(x, y) for x, y in windows if x.shape[1] == y.shape[1] == bptt]  # drop the short last window
+    if not windows:
+        raise UserError(f"the text is shorter than one window of {bptt} steps per column")
+    return WindowBatches(torch.stack([x for x, _ in windows]), torch.stack([y for _, y in windows]))
+
+
+class WindowBatches(TensorData):
+    """A TensorData whose every index is already a batch; the loader takes one index at a time."""
+
+    batched = True
+
+    def __getitem__(self, index):
+        if isinstance(index, list):
+            if len(index) != 1:
+                raise ValueError("WindowBatches are read one window at a time")
+            index = index[0]
+        return super().__getitem__(index)
+
+
+# Length-bucketed batches (torchtext's BucketIterator) -----------------------------------------
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar lengths: shuffle, sort within pools of 50 batches, cut, shuffle the batches.
+
+    Every example appears exactly once per epoch; the order depends on (seed, epoch) only, and
+    under torch.distributed each process takes every world_size-th batch.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0, pool: int = 50) -> None:
+        self.lengths, self.batch_size, self.shuffle, self.seed, self.pool = (
+            list(lengths),
+            batch_size,
+            shuffle,
+            seed,
+            pool,
+        )
+        self.epoch = 0
+        self.rank, self.world = idist.get_rank(), idist.get_world_size()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        order = list(range(len(self.lengths)))
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        if self.shuffle:
+            rng.shuffle(order)
+        batches = []
+        span = self.batch_size * self.pool
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start : start + span], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world)
+
+
+def pad(sequences: Sequence[Sequence[int]], pad_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, longest) padded ids and (B,) lengths, for packed RNNs."""
+    lengths = torch.tensor([len(s) for s in sequences])
+    out = torch.full((len(sequences), int(lengths.max()) if len(sequences) else 0), pad_index, dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        out[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+    return out, lengths
+
+
+def bucket_loader(
+    dataset: Dataset, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int, collate: Callable
+) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=BucketBatchSampler(lengths, batch_size, shuffle, seed), collate_fn=collate)
+
+
+# Pretrained vectors (torchtext's GloVe) ---------------------------------------------------------
+
+
+def load_glove(path: Path, vocab: Vocab, freeze: bool = True) -> nn.Embedding:
+    """An embedding for ``vocab`` initialised from a GloVe-format text file (``word v1 v2 ...`` per line).
+
+    Words missing from the file keep a small random vector; the padding row is zero. Logs
+    how many vocabulary words were found.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"vectors file {path} does not exist")
+    wanted = {token: i for i, token in enumerate(vocab.itos)}
+    weights = None
+    found = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            parts = line.rstrip().split(" ")
+            if len(parts) < 2:
+                continue
+            if weights is None:
+                dim = len(parts) - 1
+                weights = torch.randn(len(vocab), dim) * 0.1
+            if len(parts) - 1 != weights.shape[1]:
+                raise UserError(
+                    f"{path}, line {number}: {len(parts) - 1} numbers where the file has {weights.shape[1]}"
+                )
+            index = wanted.get(parts[0])
+            if index is None:
+                continue
+            try:
+                weights[index] = torch.tensor([float(v) for v in parts[1:]])
+            except ValueError:
+                raise UserError(f"{path}, line {number}: not a word followed by numbers") from None
+            found += 1
+    if weights is None:
+        raise UserError(f"{path} holds no vectors")
+    if vocab.pad_index is not None:
+        weights[vocab.pad_index] = 0
+    log.info("vectors: %d of %d vocabulary words found in %s (dim %d)", found, len(vocab), path, weights.shape[1])
+    embedding = nn.Embedding.from_pretrained(weights, freeze=freeze, padding_idx=vocab.pad_index)
+    embedding.found = found  # type: ignore[attr-defined]
+    return embedding

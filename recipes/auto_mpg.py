@@ -1,0 +1,114 @@
+"""Fuel efficiency regression on Auto MPG (Raschka et al., chapter 13).
+
+Rows with an unknown horsepower ('?') are dropped; an 80/20 train/test split by seed (10% of
+the training part is held out for validation); the five numeric columns are standardized with
+training statistics; model year is bucketized at [73, 76, 79]; origin is one-hot. An MLP with
+hidden layers of 8 and 4 units, MSE loss and SGD; the book reports test MSE 9.6 and MAE 2.1
+after 200 epochs.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from ignite.metrics import MeanAbsoluteError, MeanSquaredError
+from ignite.metrics.regression import R2Score
+from torch import nn
+
+from ignite_lab import Parts, Recipe, RunConfig, TensorData, UserError, holdout_split, recipe_main
+
+BUNDLED = Path(__file__).resolve().parent / "data" / "auto_mpg" / "auto-mpg.data"
+NUMERIC = ("cylinders", "displacement", "horsepower", "weight", "acceleration")
+YEAR_BOUNDARIES = torch.tensor([73, 76, 79])
+
+
+@dataclass
+class Settings:
+    hidden1: int = field(default=8, metadata={"help": "units of the first hidden layer"})
+    hidden2: int = field(default=4, metadata={"help": "units of the second hidden layer"})
+
+
+def read_auto_mpg(path: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The UCI whitespace format: mpg, 7 attributes, quoted car name. Returns features, mpg, rows dropped."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist (the UCI auto-mpg.data file)")
+    rows, targets, dropped = [], [], 0
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = shlex.split(line)
+        if len(fields) != 9:
+            raise UserError(f"{path}, line {number}: expected 9 fields (mpg, 7 attributes, name), found {len(fields)}")
+        if "?" in fields[:8]:
+            dropped += 1
+            continue
+        try:
+            values = [float(v) for v in fields[:8]]
+        except ValueError:
+            raise UserError(f"{path}, line {number}: not a number in {fields[:8]}") from None
+        targets.append(values[0])
+        rows.append(values[1:])
+    if not rows:
+        raise UserError(f"{path} holds no complete rows")
+    return torch.tensor(rows), torch.tensor(targets), dropped
+
+
+def features(raw: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Standardized numeric columns, the year bucket (0-3) and origin one-hot: 9 features."""
+    numeric = (raw[:, :5] - mean) / std
+    year = torch.bucketize(raw[:, 5], YEAR_BOUNDARIES, right=True).float().unsqueeze(1)
+    origin = nn.functional.one_hot(raw[:, 6].long() - 1, 3).float()
+    return torch.cat([numeric, year, origin], dim=1)
+
+
+class Regressor(nn.Module):
+    def __init__(self, hidden1: int, hidden2: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(9, hidden1), nn.ReLU(), nn.Linear(hidden1, hidden2), nn.ReLU(), nn.Linear(hidden2, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+def build(config: RunConfig, s: Settings) -> Parts:
+    path = Path(config.data_dir).expanduser() / "auto-mpg.data" if config.data_dir else BUNDLED
+    raw, mpg, _ = read_auto_mpg(path)
+    train_all, test = holdout_split(TensorData(raw, mpg), 0.2, config.seed)
+    train, val = holdout_split(train_all, 0.1, config.seed)
+    mean, std = train.tensors[0][:, :5].mean(0), train.tensors[0][:, :5].std(0)
+
+    def prepare(data: TensorData) -> TensorData:
+        return TensorData(features(data.tensors[0], mean, std), data.tensors[1])
+
+    model = Regressor(s.hidden1, s.hidden2)
+    return Parts(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=config.lr),
+        loss_fn=nn.MSELoss(),
+        train=prepare(train),
+        val=prepare(val),
+        test=prepare(test),
+        metrics=lambda: {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()},
+        score="mse",
+        score_mode="min",
+    )
+
+
+RECIPE = Recipe(
+    name="auto_mpg",
+    summary="MLP 9-8-4-1 regression of fuel efficiency (MSE, MAE, R2).",
+    dataset="UCI Auto MPG, 392 complete cars (bundled)",
+    build=build,
+    settings=Settings,
+    epochs=200,
+    batch_size=8,
+    lr=1e-3,
+)
+
+if __name__ == "__main__":
+    recipe_main(RECIPE)

@@ -1,0 +1,270 @@
+"""Sentence-pair classification on SNLI ("PyTorch Deep Learning Hands-On", sequence chapter).
+
+Premise and hypothesis go through one shared encoder; the merger concatenates
+[p, h, p - h, p * h], then BatchNorm, dropout and an MLP to entailment / contradiction /
+neutral. Encoders: the chapter's hand-written RNN cell, LSTM, GRU (layers, bidirectional) and
+SPINN, a shift-reduce parser over the binary parse with a Tracker LSTM and a TreeLSTM Reduce,
+batched across sentences step by step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from ignite.metrics import Accuracy, ConfusionMatrix
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from ignite_lab import Parts, Recipe, RunConfig, UserError, recipe_main
+from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, run_vocab
+
+log = logging.getLogger("ignite_lab.recipes.snli")
+LABELS = ("entailment", "contradiction", "neutral")
+SHIFT, REDUCE, SKIP = 0, 1, 2
+
+
+@dataclass
+class Settings:
+    encoder: Literal["rnn", "lstm", "gru", "spinn"] = field(default="lstm", metadata={"help": "sentence encoder"})
+    embed: int = field(default=100, metadata={"help": "word vector size (the GloVe file's size when glove is set)"})
+    hidden: int = field(default=128, metadata={"help": "encoder hidden units"})
+    layers: int = field(default=1, metadata={"help": "LSTM/GRU layers"})
+    bidirectional: bool = field(default=False, metadata={"help": "LSTM/GRU in both directions"})
+    tracker: int = field(default=64, metadata={"help": "SPINN tracker LSTM units"})
+    mlp: int = field(default=256, metadata={"help": "hidden units of the classifier MLP"})
+    dropout: float = field(default=0.2, metadata={"help": "dropout in the merger"})
+    glove: str = field(default="", metadata={"help": "GloVe-format vectors file to initialise the embedding"})
+    freeze: bool = field(default=True, metadata={"help": "keep GloVe vectors fixed"})
+    train_split: Literal["train", "dev"] = field(default="train", metadata={"help": "split to train on"})
+
+
+def parse_tree(binary_parse: str) -> tuple[list[str], list[int]]:
+    """Tokens and shift/reduce transitions of a binary parse like ``( ( the cat ) sat )``."""
+    tokens, transitions = [], []
+    for item in binary_parse.split():
+        if item == ")":
+            transitions.append(REDUCE)
+        elif item != "(":
+            tokens.append(item.lower())
+            transitions.append(SHIFT)
+    return tokens, transitions
+
+
+def read_snli(path: Path) -> tuple[list[dict], int]:
+    """Rows of an SNLI jsonl file; rows whose gold label is '-' (no consensus) are skipped and counted."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    rows, skipped = [], 0
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+                label = raw["gold_label"]
+                premise, hypothesis = (
+                    parse_tree(raw["sentence1_binary_parse"]),
+                    parse_tree(raw["sentence2_binary_parse"]),
+                )
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise UserError(f"{path}, line {number}: not an SNLI row ({type(exc).__name__}: {exc})") from None
+            if label == "-":
+                skipped += 1
+                continue
+            if label not in LABELS:
+                raise UserError(f"{path}, line {number}: unknown gold_label {label!r}")
+            if not premise[0] or not hypothesis[0]:
+                raise UserError(f"{path}, line {number}: empty sentence")
+            rows.append({"premise": premise, "hypothesis": hypothesis, "label": LABELS.index(label)})
+    log.info("%s: %d pairs, %d without a gold label skipped", path.name, len(rows), skipped)
+    return rows, skipped
+
+
+class HandRNN(nn.Module):
+    """The chapter's RNN cell written out: h' = tanh(W [x, h]), run to each sentence's last word."""
+
+    def __init__(self, embed: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.cell = nn.Linear(embed + hidden, hidden)
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, transitions: torch.Tensor) -> torch.Tensor:
+        h = words.new_zeros(words.shape[0], self.hidden)
+        for t in range(words.shape[1]):
+            step = torch.tanh(self.cell(torch.cat([words[:, t], h], dim=1)))
+            h = torch.where((t < lengths.to(words.device)).unsqueeze(1), step, h)
+        return h
+
+
+class TorchRNN(nn.Module):
+    """nn.LSTM / nn.GRU over packed sequences; the last layer's final state (both directions)."""
+
+    def __init__(self, kind: str, embed: int, hidden: int, layers: int, bidirectional: bool) -> None:
+        super().__init__()
+        self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(
+            embed, hidden, layers, batch_first=True, bidirectional=bidirectional
+        )
+        self.directions = 2 if bidirectional else 1
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, transitions: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(words, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, state = self.rnn(packed)
+        h = state[0] if isinstance(state, tuple) else state
+        return torch.cat(list(h[-self.directions :]), dim=1)
+
+
+class Reduce(nn.Module):
+    """TreeLSTM composition of two children (h|c each) guided by the tracker's state."""
+
+    def __init__(self, size: int, tracker: int) -> None:
+        super().__init__()
+        self.left = nn.Linear(size, 5 * size)
+        self.right = nn.Linear(size, 5 * size, bias=False)
+        self.track = nn.Linear(tracker, 5 * size, bias=False)
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor, tracking: torch.Tensor) -> torch.Tensor:
+        (lh, lc), (rh, rc) = left.chunk(2, 1), right.chunk(2, 1)
+        a, i, f1, f2, o = (self.left(lh) + self.right(rh) + self.track(tracking)).chunk(5, 1)
+        c = torch.tanh(a) * torch.sigmoid(i) + torch.sigmoid(f1) * lc + torch.sigmoid(f2) * rc
+        return torch.cat([torch.sigmoid(o) * torch.tanh(c), c], dim=1)
+
+
+class SPINN(nn.Module):
+    """Shift-reduce over the binary parse. Each step: the Tracker LSTM reads (buffer top, stack top,
+    second on stack); sentences whose transition is REDUCE are composed together in one batch."""
+
+    def __init__(self, embed: int, hidden: int, tracker: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.leaf = nn.Linear(embed, 2 * hidden)  # a word becomes a leaf (h|c)
+        self.tracker = nn.LSTMCell(3 * hidden, tracker)
+        self.reduce = Reduce(hidden, tracker)
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, transitions: torch.Tensor) -> torch.Tensor:
+        leaves = self.leaf(words)
+        zero = leaves.new_zeros(2 * self.hidden)
+        buffers = [list(leaves[b, : int(n)].unbind(0))[::-1] for b, n in enumerate(lengths.tolist())]
+        stacks = [[zero, zero] for _ in buffers]
+        state = None
+        for t in range(transitions.shape[1]):
+            tops = [
+                torch.stack([buf[-1] if buf else zero for buf in buffers]),
+                torch.stack([st[-1] for st in stacks]),
+                torch.stack([st[-2] for st in stacks]),
+            ]
+            state = self.tracker(torch.cat([x[:, : self.hidden] for x in tops], dim=1), state)
+            lefts, rights, who = [], [], []
+            for b, move in enumerate(transitions[:, t].tolist()):
+                if move == SHIFT:
+                    stacks[b].append(buffers[b].pop())
+                elif move == REDUCE:
+                    rights.append(stacks[b].pop())
+                    lefts.append(stacks[b].pop())
+                    who.append(b)
+            if who:
+                parents = self.reduce(torch.stack(lefts), torch.stack(rights), state[0][who])
+                for b, parent in zip(who, parents.unbind(0), strict=True):
+                    stacks[b].append(parent)
+        return torch.stack([st[-1][: self.hidden] for st in stacks])
+
+
+class PairClassifier(nn.Module):
+    def __init__(self, embedding: nn.Embedding, encoder: nn.Module, size: int, mlp: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding, self.encoder = embedding, encoder
+        self.merger = nn.Sequential(
+            nn.BatchNorm1d(4 * size),
+            nn.Dropout(dropout),
+            nn.Linear(4 * size, mlp),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp, len(LABELS)),
+        )
+
+    def encode(self, batch: dict, side: str) -> torch.Tensor:
+        return self.encoder(self.embedding(batch[side]), batch[f"{side}_len"], batch[f"{side}_trans"])
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        p, h = self.encode(batch, "premise"), self.encode(batch, "hypothesis")
+        return self.merger(torch.cat([p, h, p - h, p * h], dim=1))
+
+
+def make_encoder(s: Settings, embed: int) -> tuple[nn.Module, int]:
+    if s.encoder == "rnn":
+        return HandRNN(embed, s.hidden), s.hidden
+    if s.encoder == "spinn":
+        return SPINN(embed, s.hidden, s.tracker), s.hidden
+    return TorchRNN(s.encoder, embed, s.hidden, s.layers, s.bidirectional), s.hidden * (2 if s.bidirectional else 1)
+
+
+def split_file(data_dir: str | None, split: str) -> Path:
+    if not data_dir:
+        raise UserError("SNLI is not bundled: pass --data-dir DIR with snli_1.0_{train,dev,test}.jsonl")
+    return Path(data_dir).expanduser() / f"snli_1.0_{split}.jsonl"
+
+
+def build(config: RunConfig, s: Settings) -> Parts:
+    rows = {split: read_snli(split_file(config.data_dir, split))[0] for split in {s.train_split, "dev", "test"}}
+    vocab = run_vocab(
+        config,
+        lambda: Vocab.build(
+            (" ".join(r["premise"][0] + r["hypothesis"][0]) for r in rows[s.train_split]),
+            specials=[UNK, PAD],
+        ),
+    )
+
+    def numericalize(side):
+        tokens, transitions = side
+        return vocab.lookup(tokens), transitions
+
+    data = {
+        split: [(numericalize(r["premise"]), numericalize(r["hypothesis"]), r["label"]) for r in split_rows]
+        for split, split_rows in rows.items()
+    }
+
+    def collate(examples):
+        batch = {}
+        for i, side in enumerate(("premise", "hypothesis")):
+            batch[side], batch[f"{side}_len"] = pad([e[i][0] for e in examples], vocab.pad_index)
+            batch[f"{side}_trans"], _ = pad([e[i][1] for e in examples], SKIP)
+        return batch, torch.tensor([e[2] for e in examples])
+
+    def loader(split: str, shuffle: bool):
+        lengths = [max(len(p[0]), len(h[0])) for p, h, _ in data[split]]
+        return bucket_loader(data[split], lengths, config.batch_size, shuffle, config.seed, collate)
+
+    if s.glove:
+        embedding = load_glove(Path(s.glove), vocab, freeze=s.freeze)
+    else:
+        embedding = nn.Embedding(len(vocab), s.embed, padding_idx=vocab.pad_index)
+    encoder, size = make_encoder(s, embedding.embedding_dim)
+    model = PairClassifier(embedding, encoder, size, s.mlp, s.dropout)
+    return Parts(
+        model=model,
+        optimizer=torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr),
+        loss_fn=nn.CrossEntropyLoss(),
+        train=loader(s.train_split, shuffle=True),
+        val=loader("dev", shuffle=False),
+        test=loader("test", shuffle=False),
+        metrics=lambda: {"accuracy": Accuracy(), "confusion": ConfusionMatrix(len(LABELS))},
+    )
+
+
+RECIPE = Recipe(
+    name="snli",
+    summary="SNLI sentence pairs: shared encoder (rnn|lstm|gru|spinn), [p,h,p-h,p*h] merger, 3 classes.",
+    dataset="SNLI 1.0 jsonl (--data-dir with snli_1.0_{train,dev,test}.jsonl)",
+    build=build,
+    settings=Settings,
+    epochs=5,
+    batch_size=64,
+    lr=1e-3,
+)
+
+if __name__ == "__main__":
+    recipe_main(RECIPE)
