@@ -73,7 +73,13 @@ class Vocab:
             show_progress=False,
         )
         tokenizer.train_from_iterator(texts, trainer)
-        return cls(tokenizer, level)
+        # Specials that also occur in the text (WikiText's own <unk>) come back twice with a hole at the
+        # special's id: the final tokenizer takes specials first, then the counted tokens in the trainer's order.
+        counted = sorted(tokenizer.get_vocab(with_added_tokens=False).items(), key=lambda item: item[1])
+        ordered = specials + [token for token, _ in counted if token not in specials]
+        final = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(ordered)}, unk_token=UNK))
+        final.normalizer, final.pre_tokenizer = tokenizer.normalizer, tokenizer.pre_tokenizer
+        return cls(final, level)
 
     def __len__(self) -> int:
         return len(self.itos)

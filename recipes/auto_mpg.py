@@ -59,7 +59,7 @@ def read_auto_mpg(path: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
 def features(raw: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Standardized numeric columns, the year bucket (0-3) and origin one-hot: 9 features."""
     numeric = (raw[:, :5] - mean) / std
-    year = torch.bucketize(raw[:, 5], YEAR_BOUNDARIES, right=True).float().unsqueeze(1)
+    year = torch.bucketize(raw[:, 5].contiguous(), YEAR_BOUNDARIES, right=True).float().unsqueeze(1)
     origin = nn.functional.one_hot(raw[:, 6].long() - 1, 3).float()
     return torch.cat([numeric, year, origin], dim=1)
 

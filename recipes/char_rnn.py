@@ -77,6 +77,7 @@ def sample(model: CharGRU, vocab: Vocab, prime: str, length: int, temperature: f
     out = []
     for _ in range(length):
         probs = torch.softmax(logits[0, :, -1].float().cpu() / temperature, dim=0)
+        probs[vocab.unk_index] = 0  # never write the unknown-character marker
         nxt = int(torch.multinomial(probs, 1, generator=generator))
         out.append(nxt)
         logits, state = model(torch.tensor([[nxt]], device=device), state, with_state=True)
