@@ -63,8 +63,11 @@ def _settings_epilog(recipe: Recipe) -> str:
     return "\n".join(lines)
 
 
-def run_command(recipe: Recipe, name: str | None = None) -> click.Command:
-    """The click command that trains ``recipe``; flags default to the recipe's own defaults."""
+def run_command(recipe: Recipe, name: str | None = None, ref: str | None = None) -> click.Command:
+    """The click command that trains ``recipe``; flags default to the recipe's own defaults.
+
+    ``ref`` (a recipe name or .py file) is how spawned processes find the recipe again.
+    """
 
     def callback(**kwargs) -> None:
         ctx = click.get_current_context()
@@ -79,9 +82,11 @@ def run_command(recipe: Recipe, name: str | None = None) -> click.Command:
             given = {p.partition("=")[0].strip() for p in pairs}
             settings = {k: v for k, v in settings.items() if k in given}
             explicit = (explicit - {"set"}) | ({"settings"} if given else set())
-        from ignite_lab.training import train
+        from ignite_lab.launch import run_training
 
-        train(recipe, RunConfig(recipe=recipe.name, settings=settings, **kwargs), explicit)
+        run_training(recipe_ref, RunConfig(recipe=recipe.name, settings=settings, **kwargs), explicit)
+
+    recipe_ref = ref or recipe.name
 
     params = [
         click.Option(
@@ -126,6 +131,20 @@ def run_command(recipe: Recipe, name: str | None = None) -> click.Command:
             ["--visdom-port"], envvar="VISDOM_PORT", type=click.IntRange(1, 65535), default=8097, show_default=True
         ),
         click.Option(["--visdom-env"], help="Visdom env name (default: RECIPE_TIMESTAMP, one per run)."),
+        click.Option(["--deterministic"], is_flag=True, help="Deterministic algorithms only (exact resume on CPU)."),
+        click.Option(
+            ["--checkpoint-every"],
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Also save the last checkpoint every N iterations (mid-epoch resume).",
+        ),
+        click.Option(
+            ["--nproc-per-node"], type=click.IntRange(min=1), help="Processes on this machine (torch.distributed)."
+        ),
+        click.Option(["--nnodes"], type=click.IntRange(min=1), default=1, show_default=True),
+        click.Option(["--node-rank"], type=click.IntRange(min=0), default=0, show_default=True),
+        click.Option(["--master-addr"], default="127.0.0.1", show_default=True),
+        click.Option(["--master-port"], type=click.IntRange(1, 65535), default=29500, show_default=True),
         click.Option(["--set", "set"], multiple=True, metavar="KEY=VALUE", help="A recipe setting (listed below)."),
     ]
     return click.Command(
@@ -141,7 +160,10 @@ def run_command(recipe: Recipe, name: str | None = None) -> click.Command:
 def recipe_main(recipe: Recipe) -> None:
     """Entry point of ``python -m recipes.NAME`` and of files made by ``ignite-lab copy``."""
     setup_logging()
-    run_command(recipe).main(prog_name=f"python -m recipes.{recipe.name}")
+    module = sys.modules.get(recipe.build.__module__)
+    in_registry = recipe.build.__module__ == f"recipes.{recipe.name}"
+    ref = recipe.name if in_registry or module is None else module.__file__
+    run_command(recipe, ref=ref).main(prog_name=f"python -m recipes.{recipe.name}")
 
 
 class RecipeGroup(click.Group):
@@ -151,7 +173,7 @@ class RecipeGroup(click.Group):
         return recipe_names()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command:
-        return run_command(load_recipe(cmd_name), cmd_name)
+        return run_command(load_recipe(cmd_name), cmd_name, ref=cmd_name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -31,6 +31,13 @@ class RunConfig:
     lr_schedule: str = "none"
     amp: bool = False
     limit_batches: int | None = None
+    deterministic: bool = False
+    checkpoint_every: int | None = None
+    nproc_per_node: int | None = None
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
     visdom: bool = False
     visdom_server: str = "http://127.0.0.1"
     visdom_port: int = 8097

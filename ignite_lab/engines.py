@@ -31,9 +31,12 @@ def make_metrics(parts: Parts) -> dict[str, Metric]:
     return metrics
 
 
-def build_trainer(parts: Parts, device: torch.device, amp: bool) -> Engine:
+def build_trainer(
+    parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool
+) -> tuple[Engine, dict[str, Metric]]:
+    """The trainer and its (training-split) metrics; ``model`` is ``parts.model`` or its DDP wrapper."""
     trainer = create_supervised_trainer(
-        parts.model,
+        model,
         parts.optimizer,
         parts.loss_fn,
         device=device,
@@ -42,14 +45,15 @@ def build_trainer(parts: Parts, device: torch.device, amp: bool) -> Engine:
         amp_mode="amp" if amp else None,
         scaler=amp,
     )
-    for name, metric in make_metrics(parts).items():
+    metrics = make_metrics(parts)
+    for name, metric in metrics.items():
         metric.attach(trainer, name)
-    return trainer
+    return trainer, metrics
 
 
-def build_evaluator(parts: Parts, device: torch.device, amp: bool) -> Engine:
+def build_evaluator(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool) -> Engine:
     return create_supervised_evaluator(
-        parts.model,
+        model,
         metrics=make_metrics(parts),
         device=device,
         non_blocking=device.type == "cuda",

@@ -54,6 +54,6 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, **overrides: Any
     if data is None:
         raise UserError(f"{recipe.name} has no {split} split")
     loader = build_loader(data, config.batch_size, shuffle=False, seed=config.seed, device=device)
-    evaluator = build_evaluator(parts, device, amp=False)
+    evaluator = build_evaluator(parts, parts.model, device, amp=False)
     evaluator.run(loader, epoch_length=epoch_length(loader, config.limit_batches))
     return dict(evaluator.state.metrics)

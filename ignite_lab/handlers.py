@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +50,24 @@ def attach_nan_guard(trainer: Engine) -> None:
     trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
 
 
+class SyncedDiskSaver(DiskSaver):
+    """Ignite's atomic DiskSaver (temp file, then rename) plus flush and fsync before the rename, so a kill
+    or power cut at any moment leaves the old checkpoint or the new one, never a torn file."""
+
+    def _save_func(self, checkpoint: Any, path: Path, func: Callable) -> None:
+        tmp = tempfile.NamedTemporaryFile(delete=False, dir=self.dirname, prefix=".", suffix=".tmp")
+        try:
+            func(checkpoint, tmp.file)
+            tmp.file.flush()
+            os.fsync(tmp.file.fileno())
+            tmp.close()
+            os.replace(tmp.name, path)
+        except BaseException:
+            tmp.close()
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+
+
 def attach_checkpointing(
     trainer: Engine,
     evaluator: Engine,
@@ -60,7 +81,7 @@ def attach_checkpointing(
     The best-checkpoint handler's own state travels inside the last checkpoint, so a resumed
     run keeps comparing against the best score seen before the interruption.
     """
-    saver = DiskSaver(dirname, require_empty=False, atomic=True)
+    saver = SyncedDiskSaver(dirname, require_empty=False, atomic=True)
     best = Checkpoint(
         to_save,
         saver,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 import ignite.distributed as idist
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 
 class TensorData(Dataset):
@@ -40,6 +40,29 @@ class TensorData(Dataset):
         return TensorData(*(t[index] for t in self.tensors))
 
 
+class ResumableBatches(Sampler[list[int]]):
+    """Wraps a batch sampler so a run resumed mid-epoch skips the batches it already trained on,
+    without loading them (so no random state is spent on them)."""
+
+    def __init__(self, batches: Sampler[list[int]]) -> None:
+        self.batches = batches
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        inner = getattr(self.batches, "sampler", self.batches)
+        if hasattr(inner, "set_epoch"):
+            inner.set_epoch(epoch)
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        for index, batch in enumerate(self.batches):
+            if index >= skip:
+                yield batch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def holdout_split(data: TensorData, fraction: float, seed: int) -> tuple[TensorData, TensorData]:
     """Split off a random validation fraction, the same for the same seed."""
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
@@ -62,27 +85,45 @@ def build_loader(
         drop_last=drop_last,
     )
     pin = device.type == "cuda"
+    generator = private_generator(seed)
     if getattr(data, "batched", False):  # every index is already a whole batch (e.g. language-model windows)
-        return DataLoader(data, sampler=sampler, batch_size=None, pin_memory=pin)
+        batches = ResumableBatches(BatchSampler(sampler, 1, False))
+        return DataLoader(data, sampler=batches, batch_size=None, pin_memory=pin, generator=generator)
+    batches = ResumableBatches(BatchSampler(sampler, batch_size, drop_last=drop_last))
     if isinstance(data, TensorData):
-        batches = BatchSampler(sampler, batch_size, drop_last=drop_last)
-        return DataLoader(data, sampler=batches, batch_size=None, pin_memory=pin)
+        return DataLoader(data, sampler=batches, batch_size=None, pin_memory=pin, generator=generator)
     workers = min(4, max(0, (torch.get_num_threads() or 1) - 1)) if device.type == "cuda" else 0
     return DataLoader(
         data,
-        batch_size=batch_size,
-        sampler=sampler,
+        batch_sampler=batches,
         num_workers=workers,
         pin_memory=pin,
         persistent_workers=workers > 0,
-        drop_last=drop_last,
+        generator=generator,
     )
 
 
-def set_epoch(loader: Iterable, epoch: int) -> None:
-    """Tell a loader's sampler which epoch starts, so its order is (seed, epoch)-determined."""
+def private_generator(seed: int) -> torch.Generator:
+    """DataLoader draws a seed for its workers each time an iterator starts; from its own generator that
+    leaves the global random state alone, so a resumed run's extra iterator changes nothing."""
+    return torch.Generator().manual_seed(seed)
+
+
+def batch_sampler_of(loader: Iterable) -> ResumableBatches | None:
     for sampler in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
-        sampler = getattr(sampler, "sampler", sampler) if not hasattr(sampler, "set_epoch") else sampler
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-            return
+        if isinstance(sampler, ResumableBatches):
+            return sampler
+    return None
+
+
+def set_epoch(loader: Iterable, epoch: int, skip_batches: int = 0) -> None:
+    """Tell a loader which epoch starts (its order is (seed, epoch)-determined) and how many batches
+    of it were already trained on (a mid-epoch resume)."""
+    sampler = batch_sampler_of(loader)
+    if sampler is not None:
+        sampler.set_epoch(epoch)
+        sampler.skip = skip_batches
+    elif skip_batches:
+        raise RuntimeError(
+            "this loader cannot resume mid-epoch: build it with ignite_lab.loaders or text.bucket_loader"
+        )

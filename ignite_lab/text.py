@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ignite_lab.errors import UserError
-from ignite_lab.loaders import TensorData
+from ignite_lab.loaders import ResumableBatches, TensorData, private_generator
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,8 @@ def pad(sequences: Sequence[Sequence[int]], pad_index: int) -> tuple[torch.Tenso
 def bucket_loader(
     dataset: Dataset, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int, collate: Callable
 ) -> DataLoader:
-    return DataLoader(dataset, batch_sampler=BucketBatchSampler(lengths, batch_size, shuffle, seed), collate_fn=collate)
+    batches = ResumableBatches(BucketBatchSampler(lengths, batch_size, shuffle, seed))
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, generator=private_generator(seed))
 
 
 # Pretrained vectors (torchtext's GloVe) ---------------------------------------------------------

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
+import random
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
+from ignite.metrics import Metric, MetricsLambda
 from ignite.utils import manual_seed
 
 from ignite_lab import handlers
@@ -104,48 +109,73 @@ def open_run(recipe: Recipe, config: RunConfig, explicit: Collection[str]) -> tu
 
 
 def train(recipe: Recipe, config: RunConfig, explicit: Collection[str] = ()) -> dict[str, Any]:
-    """Train one recipe end to end and return its summary (also written to summary.json)."""
-    run, config, checkpoint = open_run(recipe, config, explicit)
-    with log_to_file(run.log):
+    """Train one recipe end to end and return its summary (also written to summary.json).
+
+    Under torch.distributed every process calls this; rank 0 alone writes files, logs and plots.
+    """
+    main = idist.get_rank() == 0
+    run, config, checkpoint = open_run(recipe, config, explicit) if main else (None, None, None)
+    if idist.get_world_size() > 1:  # the others learn the run directory and config from rank 0
+        run_path = idist.broadcast(str(run.path) if main else "", src=0, safe_mode=True)
+        config_json = idist.broadcast(config.to_json() if main else "", src=0, safe_mode=True)
+        run, config = run or RunDir(Path(run_path)), RunConfig.from_dict(json.loads(config_json), "rank 0")
+        if not main and config.resume:
+            checkpoint = load_checkpoint(Path(config.resume))
+    with log_to_file(run.log) if main else contextlib.nullcontext():
         return _train(recipe, config, run, checkpoint, new_lr="lr" in explicit)
 
 
 def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | None, new_lr: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    main, world = idist.get_rank() == 0, idist.get_world_size()
+    device = idist.device() if world > 1 else resolve_device(config.device)
     amp = amp_allowed(config.amp, device)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+    per_process = max(1, config.batch_size // world)  # --batch-size is the global batch
+    local = dataclasses.replace(config, batch_size=per_process)
     manual_seed(config.seed)
-    parts: Parts = recipe.build(config, make_settings(recipe.settings, config.settings))
+    parts: Parts = recipe.build(local, make_settings(recipe.settings, config.settings))
     parts.model.to(device)
-    train_loader = build_loader(parts.train, config.batch_size, shuffle=True, seed=config.seed, device=device)
-    val_loader = build_loader(parts.val, config.batch_size, shuffle=False, seed=config.seed, device=device)
-    test_loader = (
-        None
-        if parts.test is None
-        else build_loader(parts.test, config.batch_size, shuffle=False, seed=config.seed, device=device)
+    model = idist.auto_model(parts.model) if world > 1 else parts.model  # DDP across processes
+
+    def loader(data, shuffle: bool):
+        return (
+            None if data is None else build_loader(data, per_process, shuffle=shuffle, seed=config.seed, device=device)
+        )
+
+    train_loader, val_loader, test_loader = (
+        loader(parts.train, True),
+        loader(parts.val, False),
+        loader(parts.test, False),
     )
     train_length = epoch_length(train_loader, config.limit_batches)
     val_length = epoch_length(val_loader, config.limit_batches)
 
     if parts.grad_clip:
         clip_gradients(parts.optimizer, parts.grad_clip)
-    trainer = build_trainer(parts, device, amp)
-    evaluator = build_evaluator(parts, device, amp)
+    trainer, train_metrics = build_trainer(parts, model, device, amp)
+    evaluator = build_evaluator(parts, model, device, amp)
     score = handlers.score_function(parts.score, parts.score_mode)
     handlers.attach_nan_guard(trainer)
-    handlers.attach_progress(trainer)
+    if main:
+        handlers.attach_progress(trainer)
+    random_state = MidEpochState(train_metrics)
 
     @trainer.on(Events.EPOCH_STARTED)
     def reseed(engine: Engine) -> None:
-        # The data order and the random state of epoch E depend on (seed, E) only: resumes replay exactly.
-        set_epoch(train_loader, engine.state.epoch - 1)
-        manual_seed(config.seed + engine.state.epoch)
+        # The data order and the random state of epoch E depend on (seed, E) only, so resumes replay exactly.
+        # A run resumed mid-epoch instead skips the batches it trained on and takes back its saved random state.
+        done_in_epoch = engine.state.iteration - (engine.state.epoch - 1) * (engine.state.epoch_length or 0)
+        set_epoch(train_loader, engine.state.epoch - 1, skip_batches=max(0, done_in_epoch))
+        if not random_state.apply_pending():
+            manual_seed(config.seed + engine.state.epoch)
         epoch_lr[0] = parts.optimizer.param_groups[0]["lr"]
 
     epoch_lr = [config.lr]  # the learning rate an epoch started with, as recorded in metrics.jsonl
 
     dashboard = None
-    if config.visdom:
+    if config.visdom and main:
         env = config.visdom_env or f"{recipe.name}_{run.path.name}"
         dashboard = Dashboard(config.visdom_server, config.visdom_port, env)
     plots = TrainingPlots(dashboard) if dashboard else None
@@ -164,6 +194,7 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
         "model": parts.model,
         "optimizer": parts.optimizer,
         "trainer": trainer,
+        "mid_epoch": random_state,
         "run_info": RunInfo(dataclasses.asdict(config)),
     }
     scheduler = handlers.attach_lr_schedule(
@@ -177,7 +208,7 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
 
     elapsed_before = 0.0
     if checkpoint is not None:
-        elapsed_before = restore(checkpoint, {**to_save, "best_checkpointer": best}, run, config)
+        elapsed_before = restore(checkpoint, {**to_save, "best_checkpointer": best}, run if main else None, config)
         if scheduler is not None and checkpoint.get("run_info", {}).get("epochs") != config.epochs:
             handlers.stretch_schedule(scheduler, config.epochs, train_length or 1)
         if new_lr:  # an --lr given with --resume replaces the saved optimizer's
@@ -186,6 +217,8 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def record(engine: Engine) -> None:
+        if not main:
+            return
         elapsed = elapsed_before + time.perf_counter() - started
         lr = epoch_lr[0]
         where = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, "elapsed": round(elapsed, 3)}
@@ -210,11 +243,14 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
 
     plotted = [time.perf_counter()]
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last)
+    if config.checkpoint_every:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=config.checkpoint_every), last)
 
-    if parts.on_start is not None and checkpoint is None:
+    if parts.on_start is not None and checkpoint is None and main:
         parts.on_start(RunView(0, parts.model, device, publish))
     status, message = "completed", ""
-    run.write_summary({"recipe": recipe.name, "status": "running", "run_dir": str(run.path)})
+    if main:
+        run.write_summary({"recipe": recipe.name, "status": "running", "run_dir": str(run.path)})
     try:
         if checkpoint is not None:
             trainer.state.max_epochs = config.epochs  # raising --epochs on resume continues instead of restarting
@@ -228,6 +264,12 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
             f"interrupted at epoch {trainer.state.epoch}, iteration {trainer.state.iteration}; saved "
             f"{last.last_checkpoint}. Resume with: ignite-lab run {recipe.name} --resume {run.path}"
         )
+    except (OSError, RuntimeError) as exc:  # a full disk or a vanished directory while saving: keep what was written
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(cause, OSError):
+            raise
+        kept = f"; the last complete checkpoint is {last.last_checkpoint}" if last.last_checkpoint else ""
+        status, message = "failed", f"cannot write to {run.path}: {cause.strerror or cause}{kept}"
     output = trainer.state.output
     if status == "completed" and isinstance(output, dict) and not math.isfinite(output.get("loss", 0.0)):
         status = "failed"
@@ -248,23 +290,24 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     last_file = Path(last.last_checkpoint).name if last.last_checkpoint else None
     best_epoch = _epoch_of(best_file) if best_file else None
     if status in ("completed", "early_stopped") and test_loader is not None:
+        idist.barrier()  # rank 0 has finished writing the best checkpoint
         if best_file:  # the test set judges the model selected on validation
             parts.model.load_state_dict(load_checkpoint(run.checkpoints / best_file)["model"])
-        tester = build_evaluator(parts, device, amp)
+        tester = build_evaluator(parts, model, device, amp)
         tester.run(test_loader, epoch_length=epoch_length(test_loader, config.limit_batches))
         test_metrics = dict(tester.state.metrics)
-        run.append_metrics(
-            {
-                "epoch": best_epoch,
-                "iteration": trainer.state.iteration,
-                "split": "test",
-                "metrics": test_metrics,
-                "elapsed": round(elapsed_before + time.perf_counter() - started, 3),
-            }
-        )
+        if main:
+            run.append_metrics(
+                {
+                    "epoch": best_epoch,
+                    "iteration": trainer.state.iteration,
+                    "split": "test",
+                    "metrics": test_metrics,
+                    "elapsed": round(elapsed_before + time.perf_counter() - started, 3),
+                }
+            )
 
-    plot_curves({recipe.name: run.read_metrics()}, run.curves)
-    wall = elapsed_before + time.perf_counter() - started
+    samples = idist.all_reduce(throughput.samples) if world > 1 else throughput.samples
     summary = {
         "recipe": recipe.name,
         "status": status,
@@ -275,17 +318,20 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
         "best_epoch": best_epoch,
         "best_checkpoint": best_file,
         "last_checkpoint": last_file,
-        "best_val": _best_val(run.read_metrics(), parts.score, parts.score_mode),
         "test": test_metrics,
-        "wall_time_s": round(wall, 2),
-        "samples_per_s": throughput.overall_rate,
+        "wall_time_s": round(elapsed_before + time.perf_counter() - started, 2),
+        "samples_per_s": round(samples / throughput.seconds, 1) if throughput.seconds else None,
         "device": str(device),
+        "processes": world,
     }
-    run.write_summary(summary)
-    if test_metrics is not None:
-        scalars = [(k, v) for k, v in test_metrics.items() if isinstance(v, (int, float))]
-        log.info("test metrics (best epoch %s):\n%s", best_epoch, format_table(["metric", "value"], scalars))
-    log.info("run directory: %s", run.path)
+    if main:
+        plot_curves({recipe.name: run.read_metrics()}, run.curves)
+        summary["best_val"] = _best_val(run.read_metrics(), parts.score, parts.score_mode)
+        run.write_summary(summary)
+        if test_metrics is not None:
+            scalars = [(k, v) for k, v in test_metrics.items() if isinstance(v, (int, float))]
+            log.info("test metrics (best epoch %s):\n%s", best_epoch, format_table(["metric", "value"], scalars))
+        log.info("run directory: %s", run.path)
     if status in ("failed", "interrupted"):
         raise RunFailed(message)
     if message:
@@ -301,6 +347,55 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
         torch.nn.utils.clip_grad_norm_(params, max_norm)
 
     optimizer.register_step_pre_hook(clip)
+
+
+class MidEpochState:
+    """What a run resumed mid-epoch needs besides model and optimizer: the random generators' state and the
+    training metrics accumulated so far in the epoch. Saved in every checkpoint, applied at the resumed
+    epoch's start (after Ignite has reset the metrics)."""
+
+    def __init__(self, metrics: dict[str, Any]) -> None:
+        self.metrics: dict[str, Any] = {}
+        for name, metric in metrics.items():
+            self._collect(name, metric)
+        self.pending: dict[str, Any] | None = None
+
+    def _collect(self, name: str, metric: Any) -> None:
+        """Metrics that hold state; derived ones (IoU of a ConfusionMatrix) contribute what they derive from."""
+        if isinstance(metric, MetricsLambda):
+            for i, arg in enumerate([*metric.args, *metric.kwargs.values()]):
+                if isinstance(arg, Metric) and all(arg is not m for m in self.metrics.values()):
+                    self._collect(f"{name}.{i}", arg)
+        elif getattr(type(metric), "_state_dict_all_req_keys", ()):
+            self.metrics[name] = metric
+
+    def state_dict(self) -> dict[str, Any]:
+        version, keys, gauss = random.getstate()
+        np_state = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "python": [version, list(keys), gauss],
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            "metrics": {name: dict(metric.state_dict()) for name, metric in self.metrics.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pending = state
+
+    def apply_pending(self) -> bool:
+        """Restore the loaded state once (at the first epoch start after a resume mid-epoch)."""
+        state, self.pending = self.pending, None
+        if state is None:
+            return False
+        torch.set_rng_state(state["torch"])
+        version, keys, gauss = state["python"]
+        random.setstate((version, tuple(keys), gauss))
+        name, keys, *rest = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        for metric_name, metric_state in state.get("metrics", {}).items():
+            if metric_name in self.metrics:
+                self.metrics[metric_name].load_state_dict(metric_state)
+        return True
 
 
 class Throughput:
@@ -325,7 +420,7 @@ class Throughput:
         return round(self.samples / self.seconds, 1) if self.seconds else None
 
 
-def restore(checkpoint: dict[str, Any], to_load: dict[str, Any], run: RunDir, config: RunConfig) -> float:
+def restore(checkpoint: dict[str, Any], to_load: dict[str, Any], run: RunDir | None, config: RunConfig) -> float:
     """Load every saved object; drop metrics.jsonl records newer than the checkpoint. Returns elapsed seconds."""
     missing = [name for name in to_load if name not in checkpoint]
     for name in missing:
@@ -337,9 +432,15 @@ def restore(checkpoint: dict[str, Any], to_load: dict[str, Any], run: RunDir, co
             f"the checkpoint does not fit this recipe's model or settings: {str(exc).splitlines()[0]}"
         ) from None
     trainer: Engine = to_load["trainer"]
+    if trainer.state.iteration % max(1, trainer.state.epoch_length or 1) == 0:
+        to_load["mid_epoch"].pending = None  # at an epoch boundary the (seed, epoch) rule reseeds instead
     done = trainer.state.epoch
     if trainer.state.iteration % max(1, trainer.state.epoch_length or 1) == 0 and done >= config.epochs:
-        raise UserError(f"{run.path} already trained {done} epochs; pass --epochs larger than {done} to continue it")
+        raise UserError(
+            f"{config.run_dir} already trained {done} epochs; pass --epochs larger than {done} to continue it"
+        )
+    if run is None:  # not rank 0: nothing to rewrite
+        return 0.0
     kept = [
         r for r in run.read_metrics() if r.get("iteration", 0) <= trainer.state.iteration and r.get("split") != "test"
     ]

@@ -150,7 +150,7 @@ def test_three_entry_points_are_the_same_run(tmp_path):
     for name, proc in runs.items():
         assert proc.returncode == 0, (name, proc.stdout, proc.stderr)
         config = json.loads((only_run(tmp_path / name, "xor") / "config.json").read_text())
-        configs[name] = {k: v for k, v in config.items() if k != "output_dir"}
+        configs[name] = {k: v for k, v in config.items() if k not in ("output_dir", "run_dir")}
         metrics = [r["metrics"] for r in read_jsonl(only_run(tmp_path / name, "xor") / "metrics.jsonl")]
         configs[name]["metrics"] = metrics
     assert configs["console"] == configs["module"] == configs["make"]

@@ -1,0 +1,221 @@
+"""Runs that survive kills, Ctrl-C and full disks, and scale out on real torch.distributed (gloo) processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import only_run, read_jsonl, run_process
+
+SLOW_RECIPE = '''
+"""10 batches an epoch, a little slow, with dropout (random state) and shuffling (data order)."""
+import time
+import torch
+from torch import nn
+from ignite.metrics import Accuracy
+from ignite_lab import Parts, Recipe, TensorData, holdout_split
+
+class Slow(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+
+    def forward(self, x):
+        time.sleep(0.03)
+        return self.net(x)
+
+def build(config, settings):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 4, generator=g)
+    data = TensorData(x, (x[:, 0] > 0).long() + (x[:, 1] > 1).long())
+    model = Slow()
+    return Parts(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
+                 loss_fn=nn.CrossEntropyLoss(), train=data, val=data.subset(torch.arange(20)),
+                 metrics=lambda: {"accuracy": Accuracy()})
+
+RECIPE = Recipe(name="slow", summary="test", dataset="random", build=build, epochs=3, batch_size=10, lr=0.01)
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def slow_recipe(tmp_path) -> Path:
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_RECIPE)
+    return path
+
+
+def lab(*args, **kwargs):
+    return [sys.executable, "-m", "ignite_lab", *map(str, args)]
+
+
+def final_weights(out: Path, recipe: str) -> dict[str, torch.Tensor]:
+    run = only_run(out, recipe)
+    last = json.loads((run / "summary.json").read_text())["last_checkpoint"]
+    return torch.load(run / "checkpoints" / last, weights_only=True)["model"]
+
+
+def wait_for(predicate, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not predicate():
+        time.sleep(0.02)
+
+
+def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(slow_recipe, tmp_path):
+    args = ["run", slow_recipe, "--deterministic", "--checkpoint-every", "3", "--seed", "4"]
+    assert run_process(*lab(*args, "--output-dir", tmp_path / "whole")).returncode == 0
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(lab(*args, "--output-dir", out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: list(out.glob("slow/*/checkpoints/last_checkpoint_15.pt")))  # iteration 5 of epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = [p.name for p in out.glob("slow/*/checkpoints/last_checkpoint_*.pt")]
+    step = int(saved[0].split("_")[-1][:-3])
+    assert step % 10 != 0, f"the kill left a mid-epoch checkpoint, not {saved}"
+    assert json.loads(next(out.glob("slow/*/summary.json")).read_text())["status"] == "running"
+
+    resumed = run_process(*lab(*args, "--output-dir", out, "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stderr
+    whole, again = final_weights(tmp_path / "whole", "slow"), final_weights(out, "slow")
+    assert whole.keys() == again.keys()
+    for name in whole:
+        assert torch.equal(whole[name], again[name]), name  # bit for bit
+    metrics = lambda o: [r["metrics"] for r in read_jsonl(only_run(o, "slow") / "metrics.jsonl")]  # noqa: E731
+    assert metrics(tmp_path / "whole") == metrics(out)
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_exits_non_zero(slow_recipe, tmp_path):
+    proc = subprocess.Popen(
+        lab("run", slow_recipe, "--epochs", "20", "--output-dir", tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: list(tmp_path.glob("slow/*/checkpoints/last_checkpoint_*.pt")))
+    time.sleep(0.15)  # somewhere inside the next epoch
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "interrupted at epoch" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    run = only_run(tmp_path, "slow")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    resumed = run_process(*lab("run", slow_recipe, "--epochs", "3", "--resume", run, "--output-dir", tmp_path))
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_disk_full_at_first_save_is_a_clear_error(tmp_path):
+    def small_files():  # files over 64 KiB fail to grow, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    proc = subprocess.run(
+        lab("run", "mnist_mlp", "--epochs", "2", "--limit-batches", "2", "--output-dir", tmp_path),
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot write to" in proc.stderr and "File too large" in proc.stderr
+    run = only_run(tmp_path, "mnist_mlp")
+    assert not list((run / "checkpoints").glob("*.pt")), "no torn checkpoint was left"
+    assert json.loads((run / "config.json").read_text())["recipe"] == "mnist_mlp"
+
+
+def single_and_parallel(tmp_path, *launch: list[str]) -> tuple[dict, list[dict]]:
+    common = ["--epochs", "3", "--batch-size", "10", "--seed", "2", "--set", "hidden=8"]
+    single = run_process(*lab("run", "xor", *common, "--output-dir", tmp_path / "single"))
+    assert single.returncode == 0, single.stderr
+    return common, read_jsonl(only_run(tmp_path / "single", "xor") / "metrics.jsonl")
+
+
+def assert_agree(a: list[dict], b: list[dict]) -> None:
+    assert [(r["epoch"], r["split"]) for r in a] == [(r["epoch"], r["split"]) for r in b]
+    for x, y in zip(a, b, strict=True):
+        for name, value in x["metrics"].items():
+            assert y["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), (x["split"], x["epoch"], name)
+
+
+def test_two_processes_with_nproc_per_node_agree_with_one(tmp_path):
+    common, single = single_and_parallel(tmp_path)
+    out = tmp_path / "two"
+    proc = run_process(
+        *lab("run", "xor", *common, "--nproc-per-node", "2", "--master-port", free_port(), "--output-dir", out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("epoch 3/3") == 1, "only rank 0 logs"
+    assert len(list((out / "xor").iterdir())) == 1, "one run directory"
+    summary = json.loads((only_run(out, "xor") / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["status"] == "completed"
+    assert_agree(single, read_jsonl(only_run(out, "xor") / "metrics.jsonl"))
+
+
+def test_two_nodes_on_loopback_under_torchrun(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun, "torchrun comes with torch"
+    common, single = single_and_parallel(tmp_path)
+    out, port = tmp_path / "nodes", free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    nodes = [
+        subprocess.Popen(
+            [
+                torchrun,
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "-m",
+                "ignite_lab",
+                "run",
+                "xor",
+                *common,
+                "--output-dir",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300) for p in nodes]
+    for p, (_, err) in zip(nodes, outputs, strict=True):
+        assert p.returncode == 0, err
+    assert len(list((out / "xor").iterdir())) == 1
+    summary = json.loads((only_run(out, "xor") / "summary.json").read_text())
+    assert summary["processes"] == 2
+    assert_agree(single, read_jsonl(only_run(out, "xor") / "metrics.jsonl"))
+
+
+def test_distributed_resume_continues(tmp_path):
+    out = tmp_path / "runs"
+    base = ["run", "xor", "--batch-size", "10", "--nproc-per-node", "2", "--output-dir", out]
+    assert run_process(*lab(*base, "--epochs", "2", "--master-port", free_port())).returncode == 0
+    proc = run_process(*lab(*base, "--epochs", "3", "--resume", "auto", "--master-port", free_port()))
+    assert proc.returncode == 0, proc.stderr
+    records = read_jsonl(only_run(out, "xor") / "metrics.jsonl")
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2, 3]
