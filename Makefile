@@ -9,13 +9,16 @@ RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcar
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint list install visdom visdom-stop browser clean $(RECIPES)
+.PHONY: run test bench lint list install visdom visdom-stop browser clean $(RECIPES)
 
 run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 	$(BIN)/python -m recipes.mnist $(ARGS)
 
 test: $(STAMP) $(VENV)/.visdom-assets browser  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## rewrite BENCHMARKS.md (needs the real datasets in ../shared/data; about 10 minutes)
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 visdom: $(VENV)/.visdom-assets  ## a local Visdom server for --visdom (stop: make visdom-stop)
 	$(BIN)/ignite-lab visdom start $(ARGS)

@@ -131,6 +131,9 @@ def run_command(recipe: Recipe, name: str | None = None, ref: str | None = None)
             ["--visdom-port"], envvar="VISDOM_PORT", type=click.IntRange(1, 65535), default=8097, show_default=True
         ),
         click.Option(["--visdom-env"], help="Visdom env name (default: RECIPE_TIMESTAMP, one per run)."),
+        click.Option(
+            ["--eval-batch-size"], type=click.IntRange(min=1), help="Batch for evaluation (default: 2x --batch-size)."
+        ),
         click.Option(["--deterministic"], is_flag=True, help="Deterministic algorithms only (exact resume on CPU)."),
         click.Option(
             ["--checkpoint-every"],
@@ -229,6 +232,23 @@ def generate_command(name: str, checkpoint: Path, prime: str, length: int, tempe
     if parts.generate is None:
         raise UserError(f"{name} does not generate text")
     click.echo(parts.generate(prime, length, temperature, seed))
+
+
+@cli.command("profile", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.option("--iterations", type=click.IntRange(min=1), default=20, show_default=True)
+@click.argument("flags", nargs=-1, type=click.UNPROCESSED)
+def profile_command(name: str, iterations: int, flags: tuple[str, ...]) -> None:
+    """Profile a few training iterations of NAME (any run flag may follow, e.g. --data-dir, --batch-size)."""
+    from ignite_lab.profiling import profile_recipe
+
+    recipe = load_recipe(name)
+    command = run_command(recipe, name)
+    ctx = command.make_context(f"profile {name}", [*flags, "--epochs", "1", "--limit-batches", str(iterations)])
+    params = dict(ctx.params)
+    pairs = params.pop("set")
+    config = RunConfig(recipe=recipe.name, settings=parse_settings(recipe.settings, pairs), **params)
+    profile_recipe(recipe, config, set())
 
 
 @cli.command("copy")

@@ -31,6 +31,7 @@ class RunConfig:
     lr_schedule: str = "none"
     amp: bool = False
     limit_batches: int | None = None
+    eval_batch_size: int | None = None
     deterministic: bool = False
     checkpoint_every: int | None = None
     nproc_per_node: int | None = None

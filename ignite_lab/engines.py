@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from ignite.engine import Engine, create_supervised_evaluator, create_supervised_trainer
+from ignite.engine import Engine, _prepare_batch, create_supervised_trainer
 from ignite.metrics import Loss, Metric
 
 from ignite_lab.recipe import Parts
@@ -52,14 +52,19 @@ def build_trainer(
 
 
 def build_evaluator(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool) -> Engine:
-    return create_supervised_evaluator(
-        model,
-        metrics=make_metrics(parts),
-        device=device,
-        non_blocking=device.type == "cuda",
-        output_transform=_eval_output,
-        amp_mode="amp" if amp else None,
-    )
+    """Ignite's supervised evaluation step, under torch.inference_mode (cheaper than no_grad)."""
+    non_blocking = device.type == "cuda"
+
+    def evaluate(engine: Engine, batch: Any) -> dict[str, Any]:
+        model.eval()
+        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
+            x, y = _prepare_batch(batch, device=device, non_blocking=non_blocking)
+            return _eval_output(x, y, model(x))
+
+    evaluator = Engine(evaluate)
+    for name, metric in make_metrics(parts).items():
+        metric.attach(evaluator, name)
+    return evaluator
 
 
 def epoch_length(loader: Any, limit: int | None) -> int | None:

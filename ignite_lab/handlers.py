@@ -41,7 +41,7 @@ def attach_progress(trainer: Engine) -> None:
     Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
     per-epoch log line already says the same there.
     """
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1":  # (benchmarks force it on)
         ProgressBar(persist=True, ncols=100).attach(trainer, output_transform=lambda out: {"loss": out["loss"]})
 
 
@@ -104,6 +104,10 @@ def attach_early_stopping(
     return stopper
 
 
+def step_lr(_: Engine, scheduler: Any) -> None:
+    scheduler.step()
+
+
 def stretch_schedule(scheduler: Any, epochs: int, iterations_per_epoch: int) -> None:
     """After a resume with a different --epochs, fit the restored schedule to the new length.
 
@@ -141,10 +145,10 @@ def attach_lr_schedule(
         return None
     if name == "step":
         scheduler = lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: scheduler.step())
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, step_lr, scheduler)
     elif name == "cosine":
         scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * iterations_per_epoch))
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: scheduler.step())
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, step_lr, scheduler)
     else:
         scheduler = lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
         evaluator.add_event_handler(Events.COMPLETED, lambda engine: scheduler.step(score(engine)))

@@ -9,7 +9,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,9 @@ def open_run(recipe: Recipe, config: RunConfig, explicit: Collection[str]) -> tu
     return run, merged, checkpoint
 
 
-def train(recipe: Recipe, config: RunConfig, explicit: Collection[str] = ()) -> dict[str, Any]:
+def train(
+    recipe: Recipe, config: RunConfig, explicit: Collection[str] = (), instrument: Callable | None = None
+) -> dict[str, Any]:
     """Train one recipe end to end and return its summary (also written to summary.json).
 
     Under torch.distributed every process calls this; rank 0 alone writes files, logs and plots.
@@ -122,10 +124,13 @@ def train(recipe: Recipe, config: RunConfig, explicit: Collection[str] = ()) -> 
         if not main and config.resume:
             checkpoint = load_checkpoint(Path(config.resume))
     with log_to_file(run.log) if main else contextlib.nullcontext():
-        return _train(recipe, config, run, checkpoint, new_lr="lr" in explicit)
+        return _train(recipe, config, run, checkpoint, new_lr="lr" in explicit, instrument=instrument)
 
 
-def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | None, new_lr: bool) -> dict[str, Any]:
+def _train(
+    recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | None, new_lr: bool, instrument: Callable | None
+) -> dict[str, Any]:
+    """``instrument(trainer, run)``, if given, returns a context manager wrapped around the training loop."""
     started = time.perf_counter()
     main, world = idist.get_rank() == 0, idist.get_world_size()
     device = idist.device() if world > 1 else resolve_device(config.device)
@@ -139,16 +144,13 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     parts.model.to(device)
     model = idist.auto_model(parts.model) if world > 1 else parts.model  # DDP across processes
 
-    def loader(data, shuffle: bool):
-        return (
-            None if data is None else build_loader(data, per_process, shuffle=shuffle, seed=config.seed, device=device)
-        )
+    eval_batch = max(1, (config.eval_batch_size or 2 * config.batch_size) // world)  # no gradients: room for more
 
-    train_loader, val_loader, test_loader = (
-        loader(parts.train, True),
-        loader(parts.val, False),
-        loader(parts.test, False),
-    )
+    def loader(data, batch: int, shuffle: bool):
+        return None if data is None else build_loader(data, batch, shuffle=shuffle, seed=config.seed, device=device)
+
+    train_loader = loader(parts.train, per_process, True)
+    val_loader, test_loader = loader(parts.val, eval_batch, False), loader(parts.test, eval_batch, False)
     train_length = epoch_length(train_loader, config.limit_batches)
     val_length = epoch_length(val_loader, config.limit_batches)
 
@@ -188,7 +190,9 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
         trainer.add_event_handler(
             Events.ITERATION_COMPLETED, lambda e: plots.iteration(e.state.iteration, e.state.output["loss"])
         )
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(val_loader, epoch_length=val_length))
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def validate(_: Engine) -> None:
+        evaluator.run(val_loader, epoch_length=val_length)
 
     to_save: dict[str, Any] = {
         "model": parts.model,
@@ -252,11 +256,12 @@ def _train(recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | No
     if main:
         run.write_summary({"recipe": recipe.name, "status": "running", "run_dir": str(run.path)})
     try:
-        if checkpoint is not None:
-            trainer.state.max_epochs = config.epochs  # raising --epochs on resume continues instead of restarting
-            trainer.run(train_loader)
-        else:
-            trainer.run(train_loader, max_epochs=config.epochs, epoch_length=train_length)
+        with instrument(trainer, run) if instrument else contextlib.nullcontext():
+            if checkpoint is not None:
+                trainer.state.max_epochs = config.epochs  # raising --epochs on resume continues instead of restarting
+                trainer.run(train_loader)
+            else:
+                trainer.run(train_loader, max_epochs=config.epochs, epoch_length=train_length)
     except KeyboardInterrupt:
         last(trainer)
         status = "interrupted"

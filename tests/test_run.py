@@ -19,7 +19,7 @@ def test_mnist_run_writes_the_whole_run_directory(run_cli, tiny_mnist, tmp_path)
 
     config = json.loads((run / "config.json").read_text())
     assert config["recipe"] == "mnist" and config["epochs"] == 2 and config["batch_size"] == 32
-    assert config["settings"] == {"channels": 32, "hidden": 128, "dropout": 0.25}
+    assert config["settings"] == {"channels": 16, "hidden": 128, "dropout": 0.25}
 
     records = read_jsonl(run / "metrics.jsonl")
     assert [(r["epoch"], r["split"]) for r in records] == [
