@@ -15,7 +15,6 @@ import json
 import os
 import pickle
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -232,19 +231,20 @@ def compare_pipelines(name: str, fast, slow, repeats: int, same: bool, slow_len:
 
 def run_cli(args: list[str], out: Path) -> tuple[dict, float, float]:
     """Run ignite-lab in a child process; returns its summary, wall seconds and peak RSS (MB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ignite_lab", "run", *args, "--output-dir", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"ignite-lab run {' '.join(args)} failed:\n{stderr[-2000:]}")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "stderr.log", "w+") as log:  # a file, not a pipe: a full pipe would block the child
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ignite_lab", "run", *args, "--output-dir", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=REPO,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.seek(0)
+            raise RuntimeError(f"ignite-lab run {' '.join(args)} failed:\n{log.read()[-2000:]}")
     summary = json.loads(next(out.glob("*/*/summary.json")).read_text())
     return summary, wall, usage.ru_maxrss / 1024
 
@@ -344,7 +344,8 @@ def report(results: dict) -> str:
     w(
         "## 1. Overhead against a hand-written loop\n\nThe same recipe parts, in-memory batches and seed, trained by "
         "ignite-lab's trainer with all its standard handlers (progress bar forced on, logging, training metrics, NaN "
-        "guard, throughput, checkpointing; constant LR so both loops match) and by a minimal PyTorch loop (zero_grad, forward, loss, backward, step, "
+        "guard, throughput, checkpointing; constant LR so both loops match) and by a minimal PyTorch loop "
+        "(zero_grad, forward, loss, backward, step, "
         "loss.item()). Per-iteration time is the median over interleaved repeats. Target: ratio <= 1.02 and "
         "per-iteration losses equal to 5 decimals.\n\n"
     )
@@ -362,7 +363,8 @@ def report(results: dict) -> str:
         "median of repeats; 'same values' checks the first 256 samples of both paths are equal.\n\n"
     )
     w(
-        "| data | fast path samples/s | per-sample samples/s | speed-up | same values |\n| --- | --- | --- | --- | --- |\n"
+        "| data | fast path samples/s | per-sample samples/s | speed-up | same values |\n"
+        "| --- | --- | --- | --- | --- |\n"
     )
     for r in results["pipeline"]:
         w(

@@ -190,6 +190,7 @@ def _train(
         trainer.add_event_handler(
             Events.ITERATION_COMPLETED, lambda e: plots.iteration(e.state.iteration, e.state.output["loss"])
         )
+
     @trainer.on(Events.EPOCH_COMPLETED)
     def validate(_: Engine) -> None:
         evaluator.run(val_loader, epoch_length=val_length)
