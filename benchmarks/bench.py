@@ -281,7 +281,7 @@ def recipe_throughput(data: Path, batches: int) -> list[dict]:
             ("mnist_rnn", ["--data-dir", str(data / "mnist")], "images", 1, "MNIST"),
             ("mnist_lstm", ["--data-dir", str(data / "mnist")], "images", 1, "MNIST"),
             ("cifar10", ["--data-dir", str(cifar), "--set", "val_size=100"], "images", 1, "generated CIFAR layout"),
-            ("randwire", ["--data-dir", str(cifar), "--set", "val_size=100"], "images", 1, "generated CIFAR layout"),
+            ("randwire", ["--data-dir", str(cifar)], "images", 1, "generated CIFAR layout"),
             ("linknet", ["--data-dir", str(data / "camvid-sample")], "images (256x256 crops)", 1, "CamVid sample"),
             (
                 "transformer_lm",

@@ -188,33 +188,39 @@ def load_cifar10(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.
     return images, labels
 
 
-def load_image_folder(folder: Path, size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``folder/<class>/*.png|jpg`` decoded once into uint8 (N, 3, H, W) tensors; classes in sorted order."""
+def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
+    """One image file as an array (RGB: H x W x 3 uint8; "L"/None: as stored), or a clear error naming it."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert(mode) if mode else img).copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path} is not a readable image: {exc}") from None
+
+
+def stack_images(images: list[torch.Tensor], folder: Path) -> torch.Tensor:
+    """(N, 3, H, W) from per-image (3, H, W) tensors, which must share one size."""
+    if not images:
+        raise UserError(f"no .png/.jpg images in {folder}")
+    shapes = {tuple(i.shape) for i in images}
+    if len(shapes) > 1:
+        raise UserError(f"images in {folder} have different sizes {sorted(shapes)[:3]}; resize them to one size")
+    return torch.stack(images)
+
+
+def load_image_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """``folder/<class>/*.png|jpg`` decoded once into uint8 (N, 3, H, W) tensors; classes in sorted order."""
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if not classes:
         raise UserError(f"{folder} has no class folders (expected {folder}/<class>/*.png)")
     images, labels = [], []
     for index, name in enumerate(classes):
         for path in sorted((folder / name).iterdir()):
-            if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
-                continue
-            try:
-                with Image.open(path) as img:
-                    rgb = img.convert("RGB")
-            except (UnidentifiedImageError, OSError) as exc:
-                raise UserError(f"{path} is not a readable image: {exc}") from None
-            if size and rgb.size != (size[1], size[0]):
-                rgb = rgb.resize((size[1], size[0]))
-            images.append(torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1))
-            labels.append(index)
-    if not images:
-        raise UserError(f"{folder} has class folders but no .png/.jpg images")
-    shapes = {tuple(i.shape) for i in images}
-    if len(shapes) > 1:
-        raise UserError(f"images in {folder} have different sizes {sorted(shapes)[:3]}; resize them to one size")
-    return torch.stack(images), torch.tensor(labels)
+            if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
+                images.append(torch.from_numpy(read_image(path)).permute(2, 0, 1))
+                labels.append(index)
+    return stack_images(images, folder), torch.tensor(labels)
 
 
 CAMVID_CLASSES = (
@@ -255,8 +261,6 @@ def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.T
 
     Returns uint8 images (N, 3, H, W) and int64 masks (N, H, W), decoded once.
     """
-    from PIL import Image, UnidentifiedImageError
-
     if not data_dir:
         raise UserError("CamVid is not bundled: pass --data-dir DIR holding train/ trainannot/ val/ valannot/ ...")
     root = Path(data_dir).expanduser()
@@ -271,24 +275,14 @@ def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.T
         mask_path = mask_dir / path.name
         if not mask_path.is_file():
             raise UserError(f"{path} has no mask {mask_path}")
-        try:
-            with Image.open(path) as img, Image.open(mask_path) as mask:
-                image = np.asarray(img.convert("RGB"))
-                labels = np.asarray(mask)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise UserError(f"{path} or its mask is not a readable image: {exc}") from None
+        image, labels = read_image(path), read_image(mask_path, mode=None)
         if labels.ndim != 2 or labels.shape != image.shape[:2]:
             raise UserError(f"{mask_path}: mask of size {labels.shape} does not match its image {image.shape[:2]}")
         if labels.max() > CAMVID_VOID:
             raise UserError(f"{mask_path}: labels must be 0-{CAMVID_VOID}, found {labels.max()}")
-        images.append(torch.from_numpy(image.copy()).permute(2, 0, 1))
+        images.append(torch.from_numpy(image).permute(2, 0, 1))
         masks.append(torch.from_numpy(labels.astype(np.int64)))
-    if not images:
-        raise UserError(f"no .png images in {image_dir}")
-    shapes = {tuple(i.shape) for i in images}
-    if len(shapes) > 1:
-        raise UserError(f"CamVid images in {image_dir} have different sizes {sorted(shapes)[:3]}")
-    return torch.stack(images), torch.stack(masks)
+    return stack_images(images, image_dir), torch.stack(masks)
 
 
 def cifar10_splits(
