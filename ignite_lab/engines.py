@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from ignite.engine import Engine, _prepare_batch, create_supervised_trainer
 from ignite.metrics import Loss, Metric
+from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 
 from ignite_lab.recipe import Parts
 
@@ -22,6 +23,28 @@ def _train_output(x: Any, y: Any, y_pred: torch.Tensor, loss: torch.Tensor) -> d
 
 def _eval_output(x: Any, y: Any, y_pred: torch.Tensor) -> dict[str, Any]:
     return {"y_pred": y_pred, "y": y, "criterion_kwargs": {}}
+
+
+class StepLoss(Metric):
+    """The mean training loss over an epoch, from the loss each step already computed (no second loss pass)."""
+
+    required_output_keys = ("loss", "y")
+    _state_dict_all_req_keys = ("_sum", "_num")
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._sum, self._num = 0.0, 0
+
+    @reinit__is_reduced
+    def update(self, output: tuple[float, Any]) -> None:
+        loss, y = output
+        n = batch_size_of(y) or 1
+        self._sum += float(loss) * n
+        self._num += n
+
+    @sync_all_reduce("_sum", "_num")
+    def compute(self) -> float:
+        return self._sum / max(1, self._num)
 
 
 def make_metrics(parts: Parts) -> dict[str, Metric]:
@@ -45,7 +68,7 @@ def build_trainer(
         amp_mode="amp" if amp else None,
         scaler=amp,
     )
-    metrics = make_metrics(parts)
+    metrics = {**(parts.train_metrics or parts.metrics)(), "loss": StepLoss()}
     for name, metric in metrics.items():
         metric.attach(trainer, name)
     return trainer, metrics

@@ -17,7 +17,8 @@ class Parts:
 
     ``train``/``val``/``test`` are datasets (the toolkit makes the loaders, sharded and seeded)
     or ready-made iterables of batches. ``metrics`` is a factory so the trainer and the
-    evaluator each get their own metric objects.
+    evaluator each get their own metric objects. ``train_metrics`` (default: the same) are computed
+    on the training batches as they pass; ``loss`` is always the step's own loss.
     """
 
     model: nn.Module
@@ -26,6 +27,7 @@ class Parts:
     train: Iterable
     val: Iterable
     metrics: Callable[[], dict[str, Metric]]
+    train_metrics: Callable[[], dict[str, Metric]] | None = None  # on training batches; default: ``metrics``
     test: Iterable | None = None
     score: str = "accuracy"
     score_mode: Literal["max", "min"] = "max"

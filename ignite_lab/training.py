@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import random
+import resource
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -329,6 +330,7 @@ def _train(
         "samples_per_s": round(samples / throughput.seconds, 1) if throughput.seconds else None,
         "device": str(device),
         "processes": world,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if main:
         plot_curves({recipe.name: run.read_metrics()}, run.curves)

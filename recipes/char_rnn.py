@@ -111,6 +111,7 @@ def build(config: RunConfig, s: Settings) -> Parts:
         val=chunks(val, s.chunk),
         test=chunks(test, s.chunk),
         metrics=lambda: {"perplexity": Perplexity()},
+        train_metrics=dict,  # on training batches the loss alone: perplexity is exp(loss), no second pass
         score="perplexity",
         score_mode="min",
         grad_clip=5.0,

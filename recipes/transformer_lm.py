@@ -104,6 +104,7 @@ def build(config: RunConfig, s: Settings) -> Parts:
         val=windows("valid"),
         test=windows("test"),
         metrics=lambda: {"perplexity": Perplexity()},
+        train_metrics=dict,  # on training batches the loss alone: perplexity is exp(loss), no second pass
         score="perplexity",
         score_mode="min",
         grad_clip=s.clip,
