@@ -84,7 +84,7 @@ def run_command(recipe: Recipe, name: str | None = None, ref: str | None = None)
             explicit = (explicit - {"set"}) | ({"settings"} if given else set())
         from ignite_lab.launch import run_training
 
-        run_training(recipe_ref, RunConfig(recipe=recipe.name, settings=settings, **kwargs), explicit)
+        run_training(recipe, recipe_ref, RunConfig(recipe=recipe.name, settings=settings, **kwargs), explicit)
 
     recipe_ref = ref or recipe.name
 
@@ -164,8 +164,9 @@ def recipe_main(recipe: Recipe) -> None:
     """Entry point of ``python -m recipes.NAME`` and of files made by ``ignite-lab copy``."""
     setup_logging()
     module = sys.modules.get(recipe.build.__module__)
-    in_registry = recipe.build.__module__ == f"recipes.{recipe.name}"
-    ref = recipe.name if in_registry or module is None else module.__file__
+    path = Path(getattr(module, "__file__", "") or "")
+    in_registry = path.parent.name == "recipes" and path.stem == recipe.name  # python -m recipes.NAME
+    ref = recipe.name if in_registry or not path.name else str(path)
     run_command(recipe, ref=ref).main(prog_name=f"python -m recipes.{recipe.name}")
 
 

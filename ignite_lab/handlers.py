@@ -35,14 +35,20 @@ def score_function(metric: str, mode: str) -> Callable[[Engine], float]:
     return score
 
 
-def attach_progress(trainer: Engine) -> None:
+def attach_progress(trainer: Engine, iterations_per_epoch: int | None) -> None:
     """One tqdm bar per epoch that stays on screen as a single line, on a terminal only.
 
     Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
-    per-epoch log line already says the same there.
+    per-epoch log line already says the same there. Ignite's bar refreshes the terminal at every
+    event it is attached to, so it is attached to about 100 events an epoch, not every iteration.
     """
     if sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1":  # (benchmarks force it on)
-        ProgressBar(persist=True, ncols=100).attach(trainer, output_transform=lambda out: {"loss": out["loss"]})
+        every = max(1, (iterations_per_epoch or 100) // 100)
+        ProgressBar(persist=True, ncols=100).attach(
+            trainer,
+            output_transform=lambda out: {"loss": out["loss"]},
+            event_name=Events.ITERATION_COMPLETED(every=every),
+        )
 
 
 def attach_nan_guard(trainer: Engine) -> None:

@@ -17,6 +17,7 @@ import torch
 
 from ignite_lab.config import RunConfig
 from ignite_lab.errors import UserError
+from ignite_lab.recipe import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +33,19 @@ def backend_for(config: RunConfig) -> str:
     return "nccl" if wants_cuda else "gloo"
 
 
-def run_training(recipe_ref: str, config: RunConfig, explicit: Collection[str]) -> None:
-    """``recipe_ref`` is a recipe name or file, so each spawned process can load the recipe itself."""
+def run_training(recipe: Recipe, recipe_ref: str, config: RunConfig, explicit: Collection[str]) -> None:
+    """Train here, or in N processes that each load the recipe again from ``recipe_ref`` (a name or a file)."""
     nproc = config.nproc_per_node or 1
     if under_torchrun():
         with idist.Parallel(backend=backend_for(config)) as parallel:
             parallel.run(_worker, recipe_ref, config, set(explicit))
         return
     if nproc == 1 and config.nnodes == 1:
-        from ignite_lab.registry import load_recipe
         from ignite_lab.training import train
 
-        train(load_recipe(recipe_ref), config, explicit)
+        train(recipe, config, explicit)
         return
-    if config.device == "cpu" or backend_for(config) == "gloo":
-        pass
-    elif nproc > torch.cuda.device_count():
+    if backend_for(config) == "nccl" and nproc > torch.cuda.device_count():
         raise UserError(
             f"--nproc-per-node {nproc} needs {nproc} CUDA devices; this machine has {torch.cuda.device_count()}"
         )

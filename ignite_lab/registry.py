@@ -6,6 +6,7 @@ import difflib
 import importlib
 import importlib.util
 import pkgutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -43,6 +44,7 @@ def load_recipe(name: str) -> Recipe:
             raise UserError(f"recipe file {path} does not exist")
         spec = importlib.util.spec_from_file_location(f"user_recipe_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses (and pickling) look their module up there
         spec.loader.exec_module(module)
         return _module_recipe(module, str(path))
     return _module_recipe(recipe_module(name), f"recipes.{name}")

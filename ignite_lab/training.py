@@ -162,7 +162,7 @@ def _train(
     score = handlers.score_function(parts.score, parts.score_mode)
     handlers.attach_nan_guard(trainer)
     if main:
-        handlers.attach_progress(trainer)
+        handlers.attach_progress(trainer, train_length)
     random_state = MidEpochState(train_metrics)
 
     @trainer.on(Events.EPOCH_STARTED)
@@ -330,7 +330,7 @@ def _train(
         "samples_per_s": round(samples / throughput.seconds, 1) if throughput.seconds else None,
         "device": str(device),
         "processes": world,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb(),
     }
     if main:
         plot_curves({recipe.name: run.read_metrics()}, run.curves)
@@ -345,6 +345,17 @@ def _train(
     if message:
         log.info(message)
     return summary
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, because Linux carries ru_maxrss across exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:

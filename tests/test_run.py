@@ -227,3 +227,10 @@ def build(config, settings):
 
 RECIPE = Recipe(name="nan_at_7", summary="test", dataset="none", build=build, epochs=1, batch_size=8, lr=0.1)
 '''
+
+
+def test_module_entry_point_of_a_recipe_with_postponed_annotations(tmp_path):
+    """python -m recipes.NAME for a recipe using `from __future__ import annotations` (dataclass settings)."""
+    proc = run_process(sys.executable, "-m", "recipes.auto_mpg", "--epochs", "1", "--output-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((only_run(tmp_path, "auto_mpg") / "summary.json").read_text())["status"] == "completed"
