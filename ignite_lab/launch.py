@@ -79,5 +79,5 @@ def _worker(local_rank: int, recipe_ref: str, config: RunConfig, explicit: set[s
         train(load_recipe(recipe_ref), config, explicit)
     except UserError as exc:
         if rank == 0 or under_torchrun():
-            print(f"Error: {exc.message}", file=sys.stderr)
+            log.error("%s", exc.message)
         sys.exit(exc.exit_code)
