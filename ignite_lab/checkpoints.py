@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
+from ignite_lab.config import RunConfig
 from ignite_lab.errors import UserError
+from ignite_lab.rundir import RunDir
 
 # Ignite names files PREFIX_checkpoint_STEP[_SCORE].pt; these are the two prefixes.
 LAST = "last"
@@ -40,6 +42,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def run_dir_of(checkpoint: Path) -> Path:
     """A checkpoint lives in RUN_DIR/checkpoints/."""
     return checkpoint.resolve().parent.parent
+
+
+def checkpoint_config(path: Path, checkpoint: dict[str, Any]) -> RunConfig:
+    """The config the checkpoint was trained with: config.json beside it, else the copy inside it."""
+    saved = RunDir(run_dir_of(path)).config
+    if saved.exists():
+        return RunConfig.load(saved)
+    if "run_info" in checkpoint:
+        return RunConfig.from_dict(checkpoint["run_info"], str(path))
+    raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")
 
 
 class RunInfo:

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import numpy as np
-import requests
 import visdom
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,7 @@ class Dashboard:
         self.url = f"{server.rstrip('/')}:{port}"
         self.vis: visdom.Visdom | None = None
         self._windows: set[str] = set()
-        try:
-            requests.get(self.url + "/", timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)).raise_for_status()
+        try:  # the client's first request (creating the env) goes through the timeout hook: it is the probe
             self.vis = _TimeoutVisdom(
                 server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False
             )
@@ -56,11 +54,11 @@ class Dashboard:
         self.vis = None
         log.warning("%s; training continues without live plots (metrics are still written to the run directory)", why)
 
-    def _send(self, method: str, **kwargs: Any) -> None:
+    def _send(self, method: str, *args: Any, **kwargs: Any) -> None:
         if self.vis is None:
             return
         try:
-            getattr(self.vis, method)(env=self.env, **kwargs)
+            getattr(self.vis, method)(*args, **kwargs)
         except Exception as exc:
             self._give_up(f"Visdom at {self.url} stopped answering ({_reason(exc)})")
 
@@ -72,6 +70,7 @@ class Dashboard:
         opts = {"title": title, "xlabel": xlabel, "showlegend": True}
         self._send(
             "line",
+            env=self.env,
             X=np.asarray(x),
             Y=np.asarray(y),
             win=win,
@@ -86,19 +85,14 @@ class Dashboard:
         array = np.asarray(image)
         if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
             array = array[..., :3].transpose(2, 0, 1)
-        self._send("image", img=array, win=win, opts={"title": title, "caption": title})
+        self._send("image", env=self.env, img=array, win=win, opts={"title": title, "caption": title})
 
     def text(self, win: str, text: str, title: str) -> None:
-        self._send("text", text=f"<pre>{_escape(text)}</pre>", win=win, opts={"title": title})
+        self._send("text", env=self.env, text=f"<pre>{_escape(text)}</pre>", win=win, opts={"title": title})
 
     def save(self) -> None:
         """Persist the env to the server's env_path, so the plots survive a server restart."""
-        if self.vis is None:
-            return
-        try:
-            self.vis.save([self.env])
-        except Exception as exc:
-            self._give_up(f"Visdom at {self.url} stopped answering ({_reason(exc)})")
+        self._send("save", [self.env])
 
 
 class TrainingPlots:

@@ -8,24 +8,13 @@ from typing import Any
 
 from ignite.utils import manual_seed
 
-from ignite_lab.checkpoints import load_checkpoint, run_dir_of
+from ignite_lab.checkpoints import checkpoint_config, load_checkpoint, run_dir_of
 from ignite_lab.config import RunConfig, make_settings
 from ignite_lab.devices import resolve_device
 from ignite_lab.engines import build_evaluator, epoch_length
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import build_loader
 from ignite_lab.recipe import Parts, Recipe
-from ignite_lab.rundir import RunDir
-
-
-def checkpoint_config(path: Path, checkpoint: dict[str, Any]) -> RunConfig:
-    """The config the checkpoint was trained with: config.json beside it, else the copy inside it."""
-    saved = RunDir(run_dir_of(path)).config
-    if saved.exists():
-        return RunConfig.load(saved)
-    if "run_info" in checkpoint:
-        return RunConfig.from_dict(checkpoint["run_info"], str(path))
-    raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")
 
 
 def load_for_inference(recipe: Recipe, path: Path, **overrides: Any) -> tuple[Parts, RunConfig, Any]:

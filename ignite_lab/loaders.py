@@ -40,9 +40,9 @@ class TensorData(Dataset):
         return TensorData(*(t[index] for t in self.tensors))
 
 
-class ResumableBatches(Sampler[list[int]]):
-    """Wraps a batch sampler so a run resumed mid-epoch skips the batches it already trained on,
-    without loading them (so no random state is spent on them)."""
+class ResumableBatches(Sampler):
+    """Wraps a batch sampler (or, for pre-batched data, an index sampler) so a run resumed mid-epoch
+    skips the batches it already trained on, without loading them (so no random state is spent on them)."""
 
     def __init__(self, batches: Sampler[list[int]]) -> None:
         self.batches = batches
@@ -87,8 +87,7 @@ def build_loader(
     pin = device.type == "cuda"
     generator = private_generator(seed)
     if getattr(data, "batched", False):  # every index is already a whole batch (e.g. language-model windows)
-        batches = ResumableBatches(BatchSampler(sampler, 1, False))
-        return DataLoader(data, sampler=batches, batch_size=None, pin_memory=pin, generator=generator)
+        return DataLoader(data, sampler=ResumableBatches(sampler), batch_size=None, pin_memory=pin, generator=generator)
     batches = ResumableBatches(BatchSampler(sampler, batch_size, drop_last=drop_last))
     if isinstance(data, TensorData):
         return DataLoader(data, sampler=batches, batch_size=None, pin_memory=pin, generator=generator)

@@ -63,16 +63,14 @@ class RunDir:
                     break
                 except FileExistsError:
                     continue
-            run = cls(path)
-            run.checkpoints.mkdir()
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
         except OSError as exc:
             raise UserError(f"cannot write to output directory {output_dir}: {exc.strerror or exc}") from None
+        run = cls(path)
+        run.check_writable()
         return run
 
     def check_writable(self) -> None:
+        """Create checkpoints/ and write a probe file, so an unwritable place is found before training."""
         try:
             self.checkpoints.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"

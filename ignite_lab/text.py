@@ -175,13 +175,6 @@ class WindowBatches(TensorData):
 
     batched = True
 
-    def __getitem__(self, index):
-        if isinstance(index, list):
-            if len(index) != 1:
-                raise ValueError("WindowBatches are read one window at a time")
-            index = index[0]
-        return super().__getitem__(index)
-
 
 # Length-bucketed batches (torchtext's BucketIterator) -----------------------------------------
 

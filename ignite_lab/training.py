@@ -23,7 +23,7 @@ from ignite.metrics import Metric, MetricsLambda
 from ignite.utils import manual_seed
 
 from ignite_lab import handlers
-from ignite_lab.checkpoints import LAST, RunInfo, load_checkpoint, run_dir_of
+from ignite_lab.checkpoints import LAST, RunInfo, checkpoint_config, load_checkpoint, run_dir_of
 from ignite_lab.config import RunConfig, make_settings
 from ignite_lab.dashboard import Dashboard, Publisher, TrainingPlots
 from ignite_lab.devices import amp_allowed, resolve_device
@@ -96,7 +96,7 @@ def open_run(recipe: Recipe, config: RunConfig, explicit: Collection[str]) -> tu
         return run, config, None
     path, checkpoint = find_resume_checkpoint(config.resume, config.output_dir, recipe.name)
     run = RunDir(run_dir_of(path))
-    saved = RunConfig.load(run.config) if run.config.exists() else RunConfig(**checkpoint["run_info"])
+    saved = checkpoint_config(path, checkpoint)
     if saved.recipe != recipe.name:
         raise UserError(f"{path} was trained by recipe {saved.recipe!r}, not {recipe.name!r}")
     overrides = {name: getattr(config, name) for name in explicit if name not in ("recipe", "settings", "resume")}

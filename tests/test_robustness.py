@@ -60,7 +60,7 @@ def slow_recipe(tmp_path) -> Path:
     return path
 
 
-def lab(*args, **kwargs):
+def lab(*args):
     return [sys.executable, "-m", "ignite_lab", *map(str, args)]
 
 
@@ -139,7 +139,8 @@ def test_disk_full_at_first_save_is_a_clear_error(tmp_path):
     assert json.loads((run / "config.json").read_text())["recipe"] == "mnist_mlp"
 
 
-def single_and_parallel(tmp_path, *launch: list[str]) -> tuple[dict, list[dict]]:
+def single_process_run(tmp_path) -> tuple[list[str], list[dict]]:
+    """The reference: the same XOR run in one process; returns its flags and metrics records."""
     common = ["--epochs", "3", "--batch-size", "10", "--seed", "2", "--set", "hidden=8"]
     single = run_process(*lab("run", "xor", *common, "--output-dir", tmp_path / "single"))
     assert single.returncode == 0, single.stderr
@@ -154,7 +155,7 @@ def assert_agree(a: list[dict], b: list[dict]) -> None:
 
 
 def test_two_processes_with_nproc_per_node_agree_with_one(tmp_path):
-    common, single = single_and_parallel(tmp_path)
+    common, single = single_process_run(tmp_path)
     out = tmp_path / "two"
     proc = run_process(
         *lab("run", "xor", *common, "--nproc-per-node", "2", "--master-port", free_port(), "--output-dir", out)
@@ -170,7 +171,7 @@ def test_two_processes_with_nproc_per_node_agree_with_one(tmp_path):
 def test_two_nodes_on_loopback_under_torchrun(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun comes with torch"
-    common, single = single_and_parallel(tmp_path)
+    common, single = single_process_run(tmp_path)
     out, port = tmp_path / "nodes", free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     nodes = [

@@ -80,7 +80,7 @@ def test_cifar10_from_an_image_folder(run_cli, tmp_path):
     assert result.code == 0, result
 
 
-def test_cifar_batch_augmentation_keeps_shapes_and_changes_pixels():
+def test_batch_augmentation_keeps_images_and_masks_aligned():
     from ignite_lab.augment import random_crop, random_flip
 
     torch.manual_seed(0)
