@@ -7,6 +7,7 @@ every process runs the same ``train``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -77,6 +78,11 @@ def _worker(local_rank: int, recipe_ref: str, config: RunConfig, explicit: set[s
     torch.set_num_threads(per_process)  # N processes share the cores instead of each taking all of them
     try:
         train(load_recipe(recipe_ref), config, explicit)
+        # The DDP model (which holds the gloo process group and its threads) sits in reference cycles with the
+        # engines. Free it now, while the interpreter is whole: left to interpreter exit, gloo's threads are
+        # torn down mid-finalisation and the process dies with SIGABRT ("terminate called without an active
+        # exception") after a run that succeeded.
+        gc.collect()
     except UserError as exc:
         if rank == 0 or under_torchrun():
             log.error("%s", exc.message)
