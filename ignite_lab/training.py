@@ -162,7 +162,7 @@ def _train(
     score = handlers.score_function(parts.score, parts.score_mode)
     handlers.attach_nan_guard(trainer)
     if main:
-        handlers.attach_progress(trainer, train_length)
+        handlers.attach_progress(trainer)
     random_state = MidEpochState(train_metrics)
 
     @trainer.on(Events.EPOCH_STARTED)
