@@ -220,3 +220,42 @@ def test_distributed_resume_continues(tmp_path):
     assert proc.returncode == 0, proc.stderr
     records = read_jsonl(only_run(out, "xor") / "metrics.jsonl")
     assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2, 3]
+
+
+EXIT_PROBE_RECIPE = '''
+"""XOR points; at exit, each process notes whether its model (held by DDP with the process group) still lives."""
+import atexit
+import os
+import weakref
+
+import ignite.distributed as idist
+import torch
+from torch import nn
+from ignite.metrics import Accuracy
+from ignite_lab import Parts, Recipe, TensorData
+
+def build(config, settings):
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
+    data = TensorData(x, (x[:, 0] * x[:, 1] >= 0).long())
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    model_ref, note = weakref.ref(model), os.path.join(os.environ["EXIT_PROBE_DIR"], f"rank{idist.get_rank()}")
+    atexit.register(lambda: open(note, "w").write("alive" if model_ref() is not None else "freed"))
+    return Parts(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
+                 loss_fn=nn.CrossEntropyLoss(), train=data, val=data, metrics=lambda: {"accuracy": Accuracy()})
+
+RECIPE = Recipe(name="exit_probe", summary="test", dataset="random", build=build, epochs=1, batch_size=10, lr=0.01)
+'''
+
+
+def test_distributed_processes_free_the_model_before_exit(tmp_path, monkeypatch):
+    """Left to interpreter exit, DDP's gloo process group is torn down mid-finalisation, and a run that
+    succeeded can die with SIGABRT (it did, rarely, in CI); each worker frees it before returning."""
+    recipe = tmp_path / "exit_probe.py"
+    recipe.write_text(EXIT_PROBE_RECIPE)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    monkeypatch.setenv("EXIT_PROBE_DIR", str(notes))
+    args = ["run", recipe, "--nproc-per-node", "2", "--output-dir", tmp_path / "runs", "--master-port", free_port()]
+    proc = run_process(*lab(*args))
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: p.read_text() for p in notes.iterdir()} == {"rank0": "freed", "rank1": "freed"}
