@@ -41,29 +41,27 @@ def attach_progress(trainer: Engine, refresh_s: float = 0.2) -> None:
 
     Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
     per-epoch log line already says the same there. Ignite's bar redraws the line at every event
-    it receives (about 0.3 ms each), so it receives an iteration at most every ``refresh_s``
-    seconds; it catches up to the engine's iteration count when it does.
+    it receives (about 0.3 ms each), so it receives the first iteration of each epoch and then one
+    at most every ``refresh_s`` seconds; it catches up to the engine's iteration count when it does.
     """
-    if sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1":  # (benchmarks force it on)
-        ProgressBar(persist=True, ncols=100).attach(
-            trainer,
-            output_transform=lambda out: {"loss": out["loss"]},
-            event_name=Events.ITERATION_COMPLETED(event_filter=at_most_every(refresh_s)),
-        )
+    if not (sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1"):  # (benchmarks force it on)
+        return
+    last_draw = [-math.inf]
 
-
-def at_most_every(seconds: float) -> Callable[[Engine, int], bool]:
-    """An Ignite event filter: lets an event through when ``seconds`` have passed since the last one it let through."""
-    last = [-math.inf]
-
-    def due(_: Engine, __: int) -> bool:
+    def due(engine: Engine, iteration: int) -> bool:
         now = time.perf_counter()
-        if now - last[0] < seconds:
+        length = engine.state.epoch_length  # None during the first epoch of data of unknown length
+        epoch_starts = bool(length) and (iteration - 1) % length == 0
+        if not epoch_starts and now - last_draw[0] < refresh_s:
             return False
-        last[0] = now
+        last_draw[0] = now
         return True
 
-    return due
+    ProgressBar(persist=True, ncols=100).attach(
+        trainer,
+        output_transform=lambda out: {"loss": out["loss"]},
+        event_name=Events.ITERATION_COMPLETED(event_filter=due),
+    )
 
 
 def attach_nan_guard(trainer: Engine) -> None:

@@ -333,8 +333,9 @@ def _train(
         "peak_rss_mb": peak_rss_mb(),
     }
     if main:
-        plot_curves({recipe.name: run.read_metrics()}, run.curves)
-        summary["best_val"] = _best_val(run.read_metrics(), parts.score, parts.score_mode)
+        records = run.read_metrics()
+        plot_curves({recipe.name: records}, run.curves)
+        summary["best_val"] = _best_val(records, parts.score, parts.score_mode)
         run.write_summary(summary)
         if test_metrics is not None:
             scalars = [(k, v) for k, v in test_metrics.items() if isinstance(v, (int, float))]

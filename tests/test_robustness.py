@@ -7,7 +7,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import only_run, read_jsonl, run_process
+from conftest import free_port, only_run, read_jsonl, run_process
 
 SLOW_RECIPE = '''
 """10 batches an epoch, a little slow, with dropout (random state) and shuffling (data order)."""
@@ -45,12 +44,6 @@ def build(config, settings):
 
 RECIPE = Recipe(name="slow", summary="test", dataset="random", build=build, epochs=3, batch_size=10, lr=0.01)
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

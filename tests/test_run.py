@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 import sys
 
 from conftest import REPO, ignite_lab, only_run, read_jsonl, run_process
@@ -111,6 +113,20 @@ def test_nan_loss_stops_names_the_iteration_and_keeps_the_good_checkpoint(run_cl
     assert summary["status"] == "failed" and "iteration 7" in summary["message"]
     assert summary["last_checkpoint"] == "last_checkpoint_4.pt"  # epoch 1 ended at iteration 4
     assert (run / "checkpoints" / "last_checkpoint_4.pt").exists()
+
+
+def test_progress_bar_is_one_line_per_epoch(tmp_path, monkeypatch):
+    """xor epochs last well under the bar's 0.2 s redraw interval; each still gets its bar, finished at 100%."""
+    monkeypatch.setenv("IGNITE_LAB_PROGRESS", "1")  # stderr is a pipe here; force the terminal behaviour
+    args = [sys.executable, "-m", "ignite_lab", "run", "xor", "--epochs", "4", "--output-dir", tmp_path]
+    proc = subprocess.run(args, capture_output=True, timeout=300)  # bytes: text mode would turn "\r" into "\n"
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 0, stderr
+    bars = [line for line in stderr.split("\n") if "Epoch [" in line]  # a bar redraws itself after "\r"
+    assert len(bars) == 4
+    for epoch, bar in enumerate(bars, 1):
+        final = bar.split("\r")[-1]
+        assert re.match(rf"Epoch \[{epoch}/4\]: \[(\d+)/\1\] 100%", final), final
 
 
 def test_amp_on_cpu_says_so_and_trains(run_cli, tmp_path):

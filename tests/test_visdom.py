@@ -12,15 +12,9 @@ import time
 
 import pytest
 import visdom
-from conftest import ignite_lab, only_run, read_jsonl
+from conftest import free_port, ignite_lab, only_run, read_jsonl
 
 from ignite_lab.visdom_server import ServerPaths, install_assets, missing_assets, start_server, stop_server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
