@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import gzip
 import io
 import json
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -33,10 +31,12 @@ sys.path.insert(0, str(REPO))
 from ignite.engine import Events  # noqa: E402
 from ignite.utils import manual_seed  # noqa: E402
 
-from ignite_lab.config import RunConfig, make_settings, parse_settings  # noqa: E402
+from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig  # noqa: E402
 from ignite_lab.loaders import TensorData, build_loader, set_epoch  # noqa: E402
 from ignite_lab.registry import load_recipe  # noqa: E402
-from ignite_lab.training import train  # noqa: E402
+from ignite_lab.resume import settle  # noqa: E402
+from ignite_lab.settings import parse_settings  # noqa: E402
+from ignite_lab.training import Process, build_parts, train  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -44,12 +44,10 @@ CPU = torch.device("cpu")
 # 1. Overhead against a hand-written loop ------------------------------------------------------
 
 
-def hand_loop(recipe_name: str, config: RunConfig) -> tuple[float, list[float]]:
+def hand_loop(recipe_name: str, config: TrainConfig) -> tuple[float, list[float]]:
     """The minimal PyTorch loop over the same parts, batches and random state. Returns (s/iteration, losses)."""
-    recipe = load_recipe(recipe_name)
-    manual_seed(config.seed)
-    parts = recipe.build(config, make_settings(recipe.settings, config.settings))
-    model, optimizer, loss_fn = parts.model, parts.optimizer, parts.loss_fn
+    parts, model = build_parts(load_recipe(recipe_name), config, Process(CPU, world=1, rank=0, amp=False))
+    optimizer, loss_fn = parts.optimizer, parts.loss_fn
     loader = build_loader(parts.train, config.batch_size, shuffle=True, seed=config.seed, device=CPU)
     set_epoch(loader, 0)
     manual_seed(config.seed + 1)
@@ -62,14 +60,12 @@ def hand_loop(recipe_name: str, config: RunConfig) -> tuple[float, list[float]]:
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
-        if parts.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), parts.grad_clip)
-        optimizer.step()
+        optimizer.step()  # (build_parts registered the recipe's gradient clipping as a pre-step hook)
         losses.append(loss.item())
     return (time.perf_counter() - start) / len(losses), losses
 
 
-def lab_loop(recipe_name: str, config: RunConfig, out: Path) -> tuple[float, list[float]]:
+def lab_loop(recipe_name: str, config: TrainConfig, out: Path) -> tuple[float, list[float]]:
     """ignite-lab's trainer with every standard handler (progress bar and logging on), one epoch."""
     losses: list[float] = []
     seconds: list[float] = []
@@ -80,15 +76,15 @@ def lab_loop(recipe_name: str, config: RunConfig, out: Path) -> tuple[float, lis
         trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: seconds.append(e.state.times["EPOCH_COMPLETED"]))
         yield
 
-    config = dataclasses.replace(config, output_dir=str(out))
+    recipe, launch = load_recipe(recipe_name), LaunchConfig(device="cpu", output_dir=str(out))
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-        train(load_recipe(recipe_name), config, instrument=record)
+        train(recipe, settle(recipe, config, launch, set(), recipe_name), launch, DashboardConfig(), instrument=record)
     return seconds[0] / len(losses), losses
 
 
 def overhead(name: str, recipe: str, repeats: int, **fields) -> dict:
     settings = parse_settings(load_recipe(recipe).settings, fields.pop("set", []))
-    config = RunConfig(recipe=recipe, epochs=1, seed=0, device="cpu", settings=settings, **fields)
+    config = TrainConfig(recipe=recipe, epochs=1, seed=0, settings=settings, **fields)
     hand, lab = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):  # interleaved, so drifts in machine load hit both alike

@@ -1,10 +1,33 @@
-"""ignite-lab: the classic PyTorch models as recipes, trained by one set of PyTorch Ignite engines and handlers."""
+"""ignite-lab: the classic PyTorch models as recipes, trained by one set of PyTorch Ignite engines and handlers.
 
-from ignite_lab.cli import recipe_main  # noqa: E402  (imports the modules above)
-from ignite_lab.config import RunConfig
+What a recipe imports from here: ``Recipe`` and ``Parts`` (what to train), ``TrainConfig`` (what
+``build`` receives), ``TensorData``/``holdout_split`` (in-memory data), ``RunView``/``StepTools``/
+``step_output`` (a recipe's own handlers and training step), ``UserError`` (a clear message for bad
+input) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
+"""
+
+from ignite_lab.config import TrainConfig
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import TensorData, holdout_split
-from ignite_lab.recipe import Parts, Recipe
+from ignite_lab.recipe import Parts, Recipe, RunView, StepTools, step_output
 
-__all__ = ["Parts", "Recipe", "RunConfig", "TensorData", "UserError", "holdout_split", "recipe_main"]
-__version__ = "0.1.0"
+__all__ = [
+    "Parts",
+    "Recipe",
+    "RunView",
+    "StepTools",
+    "TensorData",
+    "TrainConfig",
+    "UserError",
+    "holdout_split",
+    "recipe_main",
+    "step_output",
+]
+__version__ = "0.2.0"
+
+
+def recipe_main(recipe: Recipe) -> None:
+    """Run ``recipe`` from the command line with every ignite-lab flag (``python my_recipe.py --epochs 3``)."""
+    from ignite_lab.cli import recipe_main as main
+
+    main(recipe)

@@ -1,21 +1,82 @@
-"""Loading checkpoints safely: plain tensors and containers only, never arbitrary pickled code."""
+"""Checkpoint files: written atomically (never losing the previous one), loaded safely, named one way."""
 
 from __future__ import annotations
 
+import os
 import pickle
-import zipfile
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
 import torch
+from ignite.handlers.checkpoint import BaseSaveHandler
 
-from ignite_lab.config import RunConfig
 from ignite_lab.errors import UserError
-from ignite_lab.rundir import RunDir
 
-# Ignite names files PREFIX_checkpoint_STEP[_SCORE].pt; these are the two prefixes.
+# Ignite names files PREFIX_checkpoint_STEP[_SCORENAME=SCORE].pt; these are the two prefixes.
 LAST = "last"
 BEST = "best"
+
+
+@dataclass(frozen=True)
+class CheckpointName:
+    """What a checkpoint's file name says: kind (best or last), step (epoch for best, iteration for last), score."""
+
+    kind: str
+    step: int | None
+    score: float | None
+
+    @classmethod
+    def parse(cls, path: Path | str) -> CheckpointName:
+        parts = Path(path).stem.split("_")
+        step = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+        score = None
+        if "=" in parts[-1]:
+            try:
+                score = float(parts[-1].split("=", 1)[1])
+            except ValueError:
+                pass
+        return cls(parts[0], step, score)
+
+
+class AtomicDiskSaver(BaseSaveHandler):
+    """Saves on rank 0: temp file, flush, fsync, rename, so a kill or power cut leaves the old file or the new one.
+
+    Ignite's ``Checkpoint`` asks to remove the file it replaces before it saves the new one; here that
+    removal waits until the new file is safely on disk, so a failed save (full disk) or a kill in
+    between never leaves the run without its previous checkpoint.
+    """
+
+    def __init__(self, dirname: Path) -> None:
+        self.dirname = Path(dirname)
+        self.pending_removal: list[str] = []
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        if idist.get_rank() != 0:
+            return
+        path = self.dirname / filename
+        tmp = tempfile.NamedTemporaryFile(delete=False, dir=self.dirname, prefix=".", suffix=".tmp")
+        try:
+            torch.save(checkpoint, tmp.file)
+            tmp.file.flush()
+            os.fsync(tmp.file.fileno())
+            tmp.close()
+            os.replace(tmp.name, path)
+        except BaseException:
+            tmp.close()
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+        for old in self.pending_removal:
+            if old != filename:
+                (self.dirname / old).unlink(missing_ok=True)
+        self.pending_removal.clear()
+
+    def remove(self, filename: str) -> None:
+        if idist.get_rank() == 0:
+            self.pending_removal.append(filename)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -30,7 +91,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"refusing to load {path}: it holds objects other than tensors and plain containers, "
             f"which could run code when unpickled ({first})"
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+    except Exception as exc:  # a torn or foreign file fails in many ways (EOFError, BadZipFile, IndexError, ...)
         raise UserError(
             f"cannot load checkpoint {path}: the file is damaged or not a PyTorch checkpoint ({exc})"
         ) from None
@@ -42,16 +103,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def run_dir_of(checkpoint: Path) -> Path:
     """A checkpoint lives in RUN_DIR/checkpoints/."""
     return checkpoint.resolve().parent.parent
-
-
-def checkpoint_config(path: Path, checkpoint: dict[str, Any]) -> RunConfig:
-    """The config the checkpoint was trained with: config.json beside it, else the copy inside it."""
-    saved = RunDir(run_dir_of(path)).config
-    if saved.exists():
-        return RunConfig.load(saved)
-    if "run_info" in checkpoint:
-        return RunConfig.from_dict(checkpoint["run_info"], str(path))
-    raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")
 
 
 class RunInfo:

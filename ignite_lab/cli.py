@@ -1,57 +1,56 @@
 """The ``ignite-lab`` command and the per-recipe command behind ``python -m recipes.NAME``.
 
 One click command is built per recipe, so ``ignite-lab run NAME``, ``python -m recipes.NAME``
-and ``make NAME`` parse the same flags into the same RunConfig.
+and ``make NAME`` parse the same flags into the same configs. The flags are generated from the
+config dataclasses (flags.py). The core raises plain exceptions; only this module turns them into
+click's one-line errors and exit codes.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import logging
-import re
 import sys
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-from ignite_lab.config import LR_SCHEDULES, RunConfig, describe_settings, parse_settings
-from ignite_lab.errors import UserError
+from ignite_lab.config import VISDOM_PORT, DashboardConfig, LaunchConfig, TrainConfig, split_fields
+from ignite_lab.errors import RunFailed, UserError
+from ignite_lab.flags import options
+from ignite_lab.logs import setup_logging
 from ignite_lab.recipe import Recipe
-from ignite_lab.registry import load_recipe, recipe_module, recipe_names
+from ignite_lab.registry import file_ref, load_recipe, recipe_module, recipe_names
+from ignite_lab.settings import describe_settings, parse_settings
 from ignite_lab.tables import format_table
 
 log = logging.getLogger("ignite_lab")
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    """Console output for people: plain messages, warnings marked as such."""
-    if any(getattr(h, "_ignite_lab", False) for h in log.handlers):
-        return
-    handler = _StderrHandler()
-    handler._ignite_lab = True  # type: ignore[attr-defined]
-    handler.setFormatter(_ConsoleFormatter())
-    log.addHandler(handler)
-    log.setLevel(level)
-    log.propagate = False
+class Reported:
+    """Turns the core's exceptions into click's: one line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except UserError as exc:
+            if exc.exit_code == 0:  # nothing to do: say so and succeed
+                log.info("%s", exc.message)
+                ctx.exit(0)
+            if isinstance(exc, RunFailed):  # the run logged its reason itself
+                ctx.exit(exc.exit_code)
+            error = click.ClickException(exc.message)
+            error.exit_code = exc.exit_code
+            raise error from None
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is now (click's test runner and pytest swap it)."""
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
+class LabCommand(Reported, click.Command):
+    pass
 
 
-class _ConsoleFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        text = record.getMessage()
-        return f"{record.levelname.lower()}: {text}" if record.levelno >= logging.WARNING else text
+class LabGroup(Reported, click.Group):
+    pass
 
 
 def _settings_epilog(recipe: Recipe) -> str:
@@ -63,97 +62,53 @@ def _settings_epilog(recipe: Recipe) -> str:
     return "\n".join(lines)
 
 
-def run_command(recipe: Recipe, name: str | None = None, ref: str | None = None) -> click.Command:
-    """The click command that trains ``recipe``; flags default to the recipe's own defaults.
+def recipe_defaults(recipe: Recipe) -> dict:
+    return {
+        "epochs": recipe.epochs,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "lr_schedule": recipe.lr_schedule,
+    }
 
-    ``ref`` (a recipe name or .py file) is how spawned processes find the recipe again.
-    """
 
-    def callback(**kwargs) -> None:
-        ctx = click.get_current_context()
-        explicit = {
-            k
-            for k in kwargs
-            if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-        }
-        pairs = kwargs.pop("set")
-        settings = parse_settings(recipe.settings, pairs)
-        if kwargs["resume"]:  # only settings given now override the resumed run's
-            given = {p.partition("=")[0].strip() for p in pairs}
-            settings = {k: v for k, v in settings.items() if k in given}
-            explicit = (explicit - {"set"}) | ({"settings"} if given else set())
-        from ignite_lab.launch import run_training
-
-        run_training(recipe, recipe_ref, RunConfig(recipe=recipe.name, settings=settings, **kwargs), explicit)
-
-    recipe_ref = ref or recipe.name
-
-    params = [
-        click.Option(
-            ["--epochs"], type=click.IntRange(min=1), default=recipe.epochs, show_default=True, help="Epochs to train."
-        ),
-        click.Option(["--batch-size"], type=click.IntRange(min=1), default=recipe.batch_size, show_default=True),
-        click.Option(
-            ["--lr"],
-            type=click.FloatRange(min=0, min_open=True),
-            default=recipe.lr,
-            show_default=True,
-            help="Learning rate.",
-        ),
-        click.Option(["--device"], default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
-        click.Option(["--seed"], type=int, default=0, show_default=True),
-        click.Option(
-            ["--data-dir"],
-            type=click.Path(file_okay=False),
-            help="Dataset folder (downloaded there when missing and online).",
-        ),
-        click.Option(["--output-dir"], type=click.Path(file_okay=False), default="runs", show_default=True),
-        click.Option(
-            ["--resume"], metavar="PATH|auto", help="Continue from a checkpoint, a run directory, or the newest run."
-        ),
-        click.Option(
-            ["--patience"],
-            type=click.IntRange(min=1),
-            help="Early stopping after this many epochs without improvement.",
-        ),
-        click.Option(["--lr-schedule"], type=click.Choice(LR_SCHEDULES), default=recipe.lr_schedule, show_default=True),
-        click.Option(["--amp"], is_flag=True, help="Mixed precision (CUDA only)."),
-        click.Option(
-            ["--limit-batches"],
-            type=click.IntRange(min=1),
-            help="At most N batches per epoch and evaluation (smoke runs).",
-        ),
-        click.Option(
-            ["--visdom"], is_flag=True, help="Live plots in Visdom (start one with: ignite-lab visdom start)."
-        ),
-        click.Option(["--visdom-server"], envvar="VISDOM_SERVER_URL", default="http://127.0.0.1", show_default=True),
-        click.Option(
-            ["--visdom-port"], envvar="VISDOM_PORT", type=click.IntRange(1, 65535), default=8097, show_default=True
-        ),
-        click.Option(["--visdom-env"], help="Visdom env name (default: RECIPE_TIMESTAMP, one per run)."),
-        click.Option(
-            ["--eval-batch-size"], type=click.IntRange(min=1), help="Batch for evaluation (default: 2x --batch-size)."
-        ),
-        click.Option(["--deterministic"], is_flag=True, help="Deterministic algorithms only (exact resume on CPU)."),
-        click.Option(
-            ["--checkpoint-every"],
-            type=click.IntRange(min=1),
-            metavar="N",
-            help="Also save the last checkpoint every N iterations (mid-epoch resume).",
-        ),
-        click.Option(
-            ["--nproc-per-node"], type=click.IntRange(min=1), help="Processes on this machine (torch.distributed)."
-        ),
-        click.Option(["--nnodes"], type=click.IntRange(min=1), default=1, show_default=True),
-        click.Option(["--node-rank"], type=click.IntRange(min=0), default=0, show_default=True),
-        click.Option(["--master-addr"], default="127.0.0.1", show_default=True),
-        click.Option(["--master-port"], type=click.IntRange(1, 65535), default=29500, show_default=True),
-        click.Option(["--set", "set"], multiple=True, metavar="KEY=VALUE", help="A recipe setting (listed below)."),
+def run_options(recipe: Recipe) -> list[click.Option]:
+    """Every run flag: the config dataclasses' fields (recipe defaults where it has them), then --set."""
+    set_option = click.Option(["--set", "set"], multiple=True, metavar="KEY=VALUE", help="A recipe setting (below).")
+    return [
+        *options(TrainConfig, recipe_defaults(recipe)),
+        *options(LaunchConfig),
+        *options(DashboardConfig),
+        set_option,
     ]
-    return click.Command(
+
+
+def parse_request(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
+    """Parsed flags -> a launch Request; ``given`` names the training fields the user typed."""
+    from ignite_lab.launch import Request
+
+    typed = {
+        k for k in values if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
+    settings = parse_settings(recipe.settings, values.pop("set"))
+    train, launch, dashboard = split_fields(values)
+    given = {k for k in typed if k in train} | ({"settings"} if settings else set())
+    config = TrainConfig(recipe=recipe.name, settings=settings, **train)
+    return Request(ref, config, given, LaunchConfig(**launch), DashboardConfig(**dashboard))
+
+
+def run_command(recipe: Recipe, ref: str, name: str | None = None) -> click.Command:
+    """The click command that trains ``recipe``. ``ref`` (a built-in name or a recipe file's absolute path) is
+    how spawned processes load that same recipe again."""
+
+    def callback(**values) -> None:
+        from ignite_lab.launch import launch
+
+        launch(recipe, parse_request(recipe, ref, values, click.get_current_context()))
+
+    return LabCommand(
         name or recipe.name,
         callback=callback,
-        params=params,
+        params=run_options(recipe),
         help=f"{recipe.summary} Data: {recipe.dataset}.",
         epilog=_settings_epilog(recipe),
         context_settings={"max_content_width": 110},
@@ -161,26 +116,24 @@ def run_command(recipe: Recipe, name: str | None = None, ref: str | None = None)
 
 
 def recipe_main(recipe: Recipe) -> None:
-    """Entry point of ``python -m recipes.NAME`` and of files made by ``ignite-lab copy``."""
+    """Entry point of ``python -m recipes.NAME``, ``python my_recipe.py`` and files made by ``ignite-lab copy``."""
     setup_logging()
-    module = sys.modules.get(recipe.build.__module__)
-    path = Path(getattr(module, "__file__", "") or "")
-    in_registry = path.parent.name == "recipes" and path.stem == recipe.name  # python -m recipes.NAME
-    ref = recipe.name if in_registry or not path.name else str(path)
-    run_command(recipe, ref=ref).main(prog_name=f"python -m recipes.{recipe.name}")
+    ref = file_ref(recipe)  # the file itself, never a guess from its folder's name
+    run_command(dataclasses.replace(recipe, name=Path(ref).stem), ref).main(prog_name=f"python {Path(ref).name}")
 
 
-class RecipeGroup(click.Group):
+class RecipeGroup(LabGroup):
     """``ignite-lab run NAME``: each recipe (or a recipe .py file) is a subcommand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return recipe_names()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command:
-        return run_command(load_recipe(cmd_name), cmd_name, ref=cmd_name)
+        ref = str(Path(cmd_name).resolve()) if cmd_name.endswith(".py") else cmd_name
+        return run_command(load_recipe(ref), ref, cmd_name)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def cli() -> None:
     """ignite-lab: train and compare the classic PyTorch models with one set of Ignite handlers."""
     setup_logging()
@@ -201,8 +154,8 @@ def list_recipes() -> None:
 @click.option("--checkpoint", "checkpoint", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset folder, if not the one used for training.")
-@click.option("--device", help="Device to evaluate on (default: the run's).")
-@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--device", default="auto", show_default=True, help="Device to evaluate on.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch (default: the run's).")
 def eval_command(
     name: str, checkpoint: Path, split: str, data_dir: str | None, device: str | None, batch_size: int | None
 ) -> None:
@@ -210,7 +163,7 @@ def eval_command(
     from ignite_lab.evaluation import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(
-        load_recipe(name), checkpoint, split, data_dir=data_dir, device=device, batch_size=batch_size
+        load_recipe(name), checkpoint, split, device, data_dir=data_dir, eval_batch_size=batch_size
     )
     rows = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float))]
     click.echo(f"{name} {split} metrics of {checkpoint}:")
@@ -243,13 +196,11 @@ def profile_command(name: str, iterations: int, flags: tuple[str, ...]) -> None:
     """Profile a few training iterations of NAME (any run flag may follow, e.g. --data-dir, --batch-size)."""
     from ignite_lab.profiling import profile_recipe
 
-    recipe = load_recipe(name)
-    command = run_command(recipe, name)
+    ref = str(Path(name).resolve()) if name.endswith(".py") else name
+    recipe = load_recipe(ref)
+    command = run_command(recipe, ref)
     ctx = command.make_context(f"profile {name}", [*flags, "--epochs", "1", "--limit-batches", str(iterations)])
-    params = dict(ctx.params)
-    pairs = params.pop("set")
-    config = RunConfig(recipe=recipe.name, settings=parse_settings(recipe.settings, pairs), **params)
-    profile_recipe(recipe, config, set())
+    profile_recipe(recipe, parse_request(recipe, ref, dict(ctx.params), ctx))
 
 
 @cli.command("copy")
@@ -257,20 +208,21 @@ def profile_command(name: str, iterations: int, flags: tuple[str, ...]) -> None:
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite DEST if it exists.")
 def copy_command(name: str, dest: Path, force: bool) -> None:
-    """Write recipe NAME's source to DEST.py, renamed after the file, ready to edit and run."""
-    if dest.suffix != ".py":
-        raise UserError(f"{dest}: the copy must be a .py file")
-    new_name = dest.stem
-    if not new_name.isidentifier():
-        raise UserError(f"{dest}: the file name must be a Python identifier (it becomes the recipe name)")
+    """Copy recipe NAME's file to DEST.py: a recipe of your own, named after its file, ready to edit and run."""
+    if dest.suffix != ".py" or not dest.stem.isidentifier():
+        raise UserError(f"{dest}: the copy must be a .py file whose name is a Python identifier (the recipe's name)")
     if dest.exists() and not force:
         raise UserError(f"{dest} exists; pass --force to overwrite it")
-    source = inspect.getsource(recipe_module(name))
-    source, count = re.subn(r'(RECIPE = Recipe\(\s*name=)"[^"]+"', rf'\1"{new_name}"', source)
-    if count != 1:
-        raise UserError(f"cannot find the RECIPE name in recipes/{name}.py")
-    dest.write_text(source)
-    click.echo(f"wrote {dest} (recipe {new_name!r}); run it with: python {dest} --epochs 1  or  ignite-lab run {dest}")
+    source = Path(recipe_module(name).__file__)
+    header = (
+        f"# Copied from ignite-lab's recipes/{source.name}: recipe {dest.stem!r}, named after this file.\n"
+        f"# RECIPE's summary and dataset below still describe {name}; change them to describe yours.\n"
+    )
+    try:
+        dest.write_text(header + source.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot write {dest}: {exc.strerror}") from None
+    click.echo(f"wrote {dest} (recipe {dest.stem!r}); run it with: python {dest} --epochs 1  or  ignite-lab run {dest}")
 
 
 def main() -> None:
@@ -289,9 +241,8 @@ def _server_options(func):
         default=None,
         help="Where the server keeps its envs, log and PID file (default: ~/.cache/ignite-lab/visdom).",
     )(func)
-    return click.option("--port", envvar="VISDOM_PORT", type=click.IntRange(1, 65535), default=8097, show_default=True)(
-        func
-    )
+    port = click.IntRange(1, 65535)
+    return click.option("--port", envvar="VISDOM_PORT", type=port, default=VISDOM_PORT, show_default=True)(func)
 
 
 def _paths(port: int, state_dir: Path | None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ignite_lab.config import RunConfig
+from ignite_lab.config import TrainConfig
 from ignite_lab.errors import UserError
 from ignite_lab.plots import plot_curves
 from ignite_lab.rundir import RunDir
@@ -17,7 +17,7 @@ def compare_runs(paths: list[Path], out: Path) -> str:
         run = RunDir(path)
         if not run.config.is_file():
             raise UserError(f"{path} is not a run directory (no config.json)")
-        runs.append((run, RunConfig.load(run.config), run.read_summary(), run.read_metrics()))
+        runs.append((run, TrainConfig.load(run.config), run.read_summary(), run.read_metrics()))
     labels = _labels([run.path for run, *_ in runs])
     settings_keys = sorted({k for _, config, _, _ in runs for k in config.settings})
     test_keys = sorted(

@@ -1,56 +1,80 @@
-"""The run configuration (saved as config.json) and typed recipe settings set by ``--set key=value``."""
+"""The run's configuration, declared once: each field is also its command-line flag (see ``flags.py``).
+
+Three parts, because they answer different questions:
+
+- ``TrainConfig``: what the run learns. Recipes see it in ``build``; it is config.json and travels in
+  every checkpoint; a resumed run takes it back. ``build`` receives the per-process share of
+  ``batch_size`` and ``eval_batch_size`` (the flags give the global batch, split across processes).
+- ``LaunchConfig``: how and where this invocation runs (device, processes, output, resume).
+- ``DashboardConfig``: where it is plotted live.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import typing
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ignite_lab.errors import UserError
 
 LR_SCHEDULES = ("none", "step", "cosine", "plateau")
+VISDOM_PORT = 8097
 
 
-@dataclasses.dataclass
-class RunConfig:
-    """Everything that defines a run; the recipe's own hyperparameters live in ``settings``."""
+def flag(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    choices: tuple[str, ...] | None = None,
+    envvar: str | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+    path: bool = False,
+) -> Any:
+    """A config field that is also a ``--flag``: its default, help and checks are declared here only."""
+    metadata = {"help": help, "min": min, "max": max, "min_open": min_open, "choices": choices, "envvar": envvar}
+    metadata.update({"metavar": metavar, "cli": cli, "path": path})
+    return field(default=default, metadata=metadata)
 
-    recipe: str
-    epochs: int
-    batch_size: int
-    lr: float
-    device: str = "auto"
-    seed: int = 0
-    data_dir: str | None = None
-    output_dir: str = "runs"
-    resume: str | None = None
-    patience: int | None = None
-    lr_schedule: str = "none"
-    amp: bool = False
-    limit_batches: int | None = None
-    eval_batch_size: int | None = None
-    deterministic: bool = False
-    checkpoint_every: int | None = None
-    nproc_per_node: int | None = None
-    nnodes: int = 1
-    node_rank: int = 0
-    master_addr: str = "127.0.0.1"
-    master_port: int = 29500
-    visdom: bool = False
-    visdom_server: str = "http://127.0.0.1"
-    visdom_port: int = 8097
-    visdom_env: str | None = None
-    run_dir: str | None = None  # set by the toolkit: where a recipe keeps files bound to the run (graphs, vocabularies)
-    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+@dataclass
+class TrainConfig:
+    """What defines the training: what ``build`` sees, what config.json and every checkpoint hold."""
+
+    recipe: str = flag(cli=False)
+    epochs: int = flag(help="Epochs to train.", min=1)
+    batch_size: int = flag(help="Global batch size, split across processes.", min=1)
+    lr: float = flag(help="Learning rate.", min=0, min_open=True)
+    seed: int = flag(0, "The same seed gives the same run on CPU.")
+    data_dir: str | None = flag(None, "Dataset folder (downloaded there when missing and online).", path=True)
+    lr_schedule: str = flag(
+        "none", "step: x0.1 at each third of the epochs; cosine: to 0; plateau.", choices=LR_SCHEDULES
+    )
+    patience: int | None = flag(None, "Early stopping after this many epochs without improvement.", min=1)
+    amp: bool = flag(False, "Mixed precision (CUDA only).")
+    eval_batch_size: int | None = flag(None, "Global batch for evaluation (default: 2x --batch-size).", min=1)
+    limit_batches: int | None = flag(None, "At most N batches per epoch and evaluation (smoke runs).", min=1)
+    deterministic: bool = flag(False, "Deterministic algorithms only (bit-identical resume on CPU).")
+    settings: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
+    run_dir: str | None = flag(None, cli=False)  # set by the toolkit: where build() keeps run files (vocabularies)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
+    def per_process(self, world: int) -> TrainConfig:
+        """The config ``build`` receives in each of ``world`` processes: its share of the batches."""
+        eval_batch = self.eval_batch_size or 2 * self.batch_size  # no gradients to keep: room for more
+        return dataclasses.replace(
+            self, batch_size=max(1, self.batch_size // world), eval_batch_size=max(1, eval_batch // world)
+        )
+
     @classmethod
-    def load(cls, path: Path) -> RunConfig:
+    def load(cls, path: Path) -> TrainConfig:
         """Read a saved config.json; a hand-edited or damaged file is a clear error."""
         try:
             raw = json.loads(path.read_text())
@@ -59,90 +83,62 @@ class RunConfig:
         return cls.from_dict(raw, str(path))
 
     @classmethod
-    def from_dict(cls, raw: Any, path: str) -> RunConfig:
-        """Validate a config read from ``path`` (a config.json or a checkpoint)."""
+    def from_dict(cls, raw: Any, where: str) -> TrainConfig:
+        """Validate a config read from ``where`` (a config.json or a checkpoint)."""
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(raw, dict) or not {"recipe", "epochs", "batch_size", "lr"} <= raw.keys():
-            raise UserError(f"{path} is not an ignite-lab config.json (recipe, epochs, batch_size and lr are required)")
+            raise UserError(
+                f"{where} is not an ignite-lab config.json (recipe, epochs, batch_size and lr are required)"
+            )
+        raw = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
         unknown = sorted(set(raw) - names)
         if unknown:
-            raise UserError(f"{path}: unknown keys {', '.join(unknown)}")
+            raise UserError(f"{where}: unknown keys {', '.join(unknown)}")
         config = cls(**raw)
         if not isinstance(config.settings, dict):
-            raise UserError(f"{path}: 'settings' must be an object of recipe settings")
+            raise UserError(f"{where}: 'settings' must be an object of recipe settings")
         for name in ("epochs", "batch_size"):
             value = getattr(config, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UserError(f"{path}: {name} must be a positive integer, got {value!r}")
+                raise UserError(f"{where}: {name} must be a positive integer, got {value!r}")
         return config
 
 
-def setting_fields(settings_cls: type) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(settings_cls)) if settings_cls else []
+@dataclass
+class LaunchConfig:
+    """How and where this invocation runs; not part of what the run learns, so not saved with it."""
+
+    device: str = flag("auto", "auto, cpu, cuda, cuda:N or mps.")
+    output_dir: str = flag("runs", "Where run directories go.", path=True)
+    resume: str | None = flag(None, "Continue a checkpoint, a run directory, or the newest run.", metavar="PATH|auto")
+    checkpoint_every: int | None = flag(None, "Also save the last checkpoint every N iterations.", min=1, metavar="N")
+    nproc_per_node: int | None = flag(None, "Processes on this machine (torch.distributed).", min=1)
+    nnodes: int = flag(1, "Machines taking part.", min=1)
+    node_rank: int = flag(0, "This machine's rank among them.", min=0)
+    master_addr: str = flag("127.0.0.1", "Address of the rank-0 machine.")
+    master_port: int = flag(29500, "Rendezvous port on the rank-0 machine.", min=1, max=65535)
 
 
-def _field_type(settings_cls: type, field: dataclasses.Field) -> Any:
-    return typing.get_type_hints(settings_cls)[field.name]
+@dataclass
+class DashboardConfig:
+    """Where the run is plotted live, besides its files."""
+
+    visdom: bool = flag(False, "Live plots in Visdom (start one with: ignite-lab visdom start).")
+    visdom_server: str = flag("http://127.0.0.1", "Visdom server URL.", envvar="VISDOM_SERVER_URL")
+    visdom_port: int = flag(VISDOM_PORT, "Visdom server port.", min=1, max=65535, envvar="VISDOM_PORT")
+    visdom_env: str | None = flag(None, "Visdom env name (default: RECIPE_TIMESTAMP, one per run).")
 
 
-def describe_settings(settings_cls: type) -> list[tuple[str, str, str, str]]:
-    """(name, type, default, help) for each setting, for ``--help`` and the README."""
-    rows = []
-    for field in setting_fields(settings_cls):
-        kind = _field_type(settings_cls, field)
-        if typing.get_origin(kind) is typing.Literal:
-            type_name = "|".join(str(choice) for choice in typing.get_args(kind))
-        else:
-            type_name = getattr(kind, "__name__", str(kind))
-        rows.append((field.name, type_name, repr(field.default), field.metadata.get("help", "")))
-    return rows
+# Keys that config.json files of ignite-lab 0.1 held before launch and dashboard fields moved out of it.
+LEGACY_KEYS = frozenset(
+    {f.name for cls in (LaunchConfig, DashboardConfig) for f in dataclasses.fields(cls)} | {"checkpoint_every"}
+)
 
 
-def _parse_value(name: str, kind: Any, text: str) -> Any:
-    if typing.get_origin(kind) is typing.Literal:
-        choices = typing.get_args(kind)
-        for choice in choices:
-            if str(choice) == text:
-                return choice
-        raise UserError(f"--set {name}={text}: expected one of {', '.join(map(str, choices))}")
-    if kind is bool:
-        lowered = text.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise UserError(f"--set {name}={text}: expected true or false")
-    if kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            raise UserError(f"--set {name}={text}: expected {'an integer' if kind is int else 'a number'}") from None
-    if kind is str:
-        return text
-    raise UserError(f"--set {name}: settings of type {kind} cannot be set from the command line")
-
-
-def parse_settings(settings_cls: type, pairs: typing.Iterable[str], base: dict[str, Any] | None = None) -> dict:
-    """Apply ``key=value`` strings on top of ``base`` (or the defaults), typed by the settings dataclass."""
-    fields = {f.name: f for f in setting_fields(settings_cls)}
-    values = {name: f.default for name, f in fields.items()}
-    values.update(base or {})
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep:
-            raise UserError(f"--set {pair!r}: expected KEY=VALUE")
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            known = ", ".join(fields) or "none"
-            raise UserError(f"--set {key}: unknown setting for this recipe.{hint} Known settings: {known}")
-        values[key] = _parse_value(key, _field_type(settings_cls, fields[key]), text.strip())
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise UserError(f"unknown recipe settings {', '.join(unknown)} (known: {', '.join(fields) or 'none'})")
-    return values
-
-
-def make_settings(settings_cls: type, values: dict[str, Any]) -> Any:
-    return settings_cls(**values) if settings_cls else None
+def split_fields(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Parsed flag values -> (train, launch, dashboard) keyword arguments."""
+    parts = []
+    for cls in (TrainConfig, LaunchConfig, DashboardConfig):
+        names = {f.name for f in dataclasses.fields(cls)}
+        parts.append({k: v for k, v in values.items() if k in names})
+    return parts[0], parts[1], parts[2]

@@ -13,20 +13,12 @@ import time
 from typing import Any
 
 import numpy as np
-import visdom
+from ignite.engine import Engine
+
+from ignite_lab.compat import TimeoutVisdom
 
 log = logging.getLogger(__name__)
 logging.getLogger("visdom").setLevel(logging.ERROR)  # its client logs "new session" and socket notices at every start
-
-CONNECT_TIMEOUT_S = 2.0
-READ_TIMEOUT_S = 5.0
-
-
-class _TimeoutVisdom(visdom.Visdom):
-    """visdom's client with a timeout on every request (``_handle_post`` is its documented hook)."""
-
-    def _handle_post(self, url: str, data: Any = None) -> str:
-        return self.session.post(url, data=data or {}, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)).text
 
 
 class Dashboard:
@@ -35,10 +27,10 @@ class Dashboard:
     def __init__(self, server: str, port: int, env: str) -> None:
         self.env = env
         self.url = f"{server.rstrip('/')}:{port}"
-        self.vis: visdom.Visdom | None = None
+        self.vis: TimeoutVisdom | None = None
         self._windows: set[str] = set()
         try:  # the client's first request (creating the env) goes through the timeout hook: it is the probe
-            self.vis = _TimeoutVisdom(
+            self.vis = TimeoutVisdom(
                 server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False
             )
         except Exception as exc:  # any failure to reach it means: train without plots
@@ -95,7 +87,7 @@ class Dashboard:
         self._send("save", [self.env])
 
 
-class TrainingPlots:
+class LivePlots:
     """The standard windows: loss by iteration (raw and smoothed), each metric by epoch (train and val),
     learning rate and throughput. Iteration points are sent in batches, at most every ``every_s`` seconds."""
 
@@ -107,9 +99,11 @@ class TrainingPlots:
         self._pending: list[tuple[int, float, float]] = []
         self._last_sent = 0.0
 
-    def iteration(self, iteration: int, loss: float) -> None:
+    def training_loss(self, trainer: Engine) -> None:
+        """Ignite handler for the trainer's ITERATION_COMPLETED."""
         if not self.dash.active:
             return
+        iteration, loss = trainer.state.iteration, trainer.state.output["loss"]
         if np.isfinite(loss):
             s = self._smoothed
             self._smoothed = loss if s is None else self.smoothing * s + (1 - self.smoothing) * loss

@@ -21,7 +21,9 @@ MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-BUNDLED_MNIST = Path(__file__).resolve().parent.parent / "recipes" / "data" / "mnist_sample"
+# Samples shipped with the toolkit, so recipes run offline: a recipe passes one of these folders to a reader.
+BUNDLED = Path(__file__).resolve().parent / "data"
+MNIST_SOURCE = "MNIST (bundled 12k sample; --data-dir for all 70k)"
 
 
 def read_idx(path: Path) -> torch.Tensor:
@@ -65,17 +67,16 @@ def _download_mnist(root: Path) -> bool:
         return False
 
 
-def load_mnist(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 28, 28) uint8 and labels (N,) int64 for ``train`` or ``test``.
+def load_mnist(data_dir: str | Path, split: str, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 for ``train`` or ``test`` from ``data_dir``.
 
-    No ``data_dir``: the bundled 12,000-image sample (offline). With ``data_dir``: the full
-    dataset from there, flat or in torchvision's MNIST/raw layout, downloaded by torchvision
-    when it is missing and the network allows.
+    The idx files may be flat or in torchvision's MNIST/raw layout, gzipped or not; when they are
+    missing, torchvision downloads them there if ``download`` and the network allows.
     """
-    root = Path(data_dir).expanduser() if data_dir else BUNDLED_MNIST
+    root = Path(data_dir).expanduser()
     stems = MNIST_FILES[split]
     paths = [_find(root, stem) for stem in stems]
-    if None in paths and data_dir and _download_mnist(root):
+    if None in paths and download and _download_mnist(root):
         paths = [_find(root, stem) for stem in stems]
     if None in paths:
         expected = "\n  ".join(str(root / "MNIST" / "raw" / stem) + "[.gz]" for stem in stems)
@@ -93,18 +94,20 @@ def load_mnist(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.Te
 
 
 def mnist_splits(
-    data_dir: str | None, seed: int, val_fraction: float = 1 / 12
+    data_dir: str | None, seed: int, bundled: Path | None = None, val_fraction: float = 1 / 12
 ) -> tuple[TensorData, TensorData, TensorData]:
     """MNIST as normalized (N, 1, 28, 28) float tensors: train, a seeded validation holdout, and test.
 
-    Decoded once; batches are then slices (see loaders.TensorData). The holdout is 1/12 of
+    From ``data_dir``, or without one from ``bundled`` (the 12,000-image sample shipped with the
+    toolkit). Decoded once; batches are then slices (see loaders.TensorData). The holdout is 1/12 of
     the training images (5,000 of 60,000, the usual MNIST validation size).
     """
-    source = data_dir or f"bundled sample {BUNDLED_MNIST}"
-    log.info("MNIST from %s", source)
+    if not data_dir and bundled is None:
+        raise UserError("MNIST: pass --data-dir DIR (torchvision downloads it there when online)")
+    log.info("MNIST from %s", data_dir or f"bundled sample {bundled}")
 
     def prepare(split: str) -> TensorData:
-        images, labels = load_mnist(data_dir, split)
+        images, labels = load_mnist(data_dir or bundled, split, download=bool(data_dir))
         x = (images.unsqueeze(1).float() / 255.0 - MNIST_MEAN) / MNIST_STD
         return TensorData(x, labels)
 
@@ -112,7 +115,6 @@ def mnist_splits(
     return train, val, prepare("test")
 
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
@@ -186,6 +188,18 @@ def load_cifar10(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.
     images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
     labels = torch.tensor([label for p in parts for label in p[1]], dtype=torch.long)
     return images, labels
+
+
+def data_file(data_dir: str | None, names: tuple[str, ...], what: str, subfolder: str = "") -> Path:
+    """The first of ``names`` in ``data_dir`` (or its ``subfolder``), else a clear error saying ``what`` is missing."""
+    if not data_dir:
+        raise UserError(f"{what} is not bundled: pass --data-dir DIR holding {' or '.join(names)}")
+    root = Path(data_dir).expanduser()
+    for folder in (root, root / subfolder) if subfolder else (root,):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    raise UserError(f"{what} not found: expected {root}/{' or '.join(names)}")
 
 
 def read_image(path: Path, mode: str = "RGB") -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Ignite's supervised trainer and evaluator, emitting one output shape so the same metrics fit both.
+"""Ignite's trainer and evaluator, emitting one output shape so the same metrics fit both.
 
 Both engines output ``{"y_pred", "y", "criterion_kwargs"}`` (what Ignite metrics read from a
 mapping); the trainer adds ``"loss"`` as a float for the progress bar and the NaN guard.
@@ -7,29 +7,23 @@ Training metrics are therefore computed on the batches already seen, at no extra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from ignite.engine import Engine, _prepare_batch, create_supervised_trainer
+from ignite.engine import Engine, create_supervised_trainer
 from ignite.metrics import Loss, Metric
 from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
+from ignite.utils import convert_tensor
 
-from ignite_lab.recipe import Parts
-
-
-def _train_output(x: Any, y: Any, y_pred: torch.Tensor, loss: torch.Tensor) -> dict[str, Any]:
-    return {"y_pred": y_pred.detach(), "y": y, "criterion_kwargs": {}, "loss": loss.item()}
-
-
-def _eval_output(x: Any, y: Any, y_pred: torch.Tensor) -> dict[str, Any]:
-    return {"y_pred": y_pred, "y": y, "criterion_kwargs": {}}
+from ignite_lab.recipe import Parts, StepTools, step_output
 
 
 class StepLoss(Metric):
     """The mean training loss over an epoch, from the loss each step already computed (no second loss pass)."""
 
     required_output_keys = ("loss", "y")
-    _state_dict_all_req_keys = ("_sum", "_num")
+    _state_dict_all_req_keys = ("_sum", "_num")  # what Metric.state_dict saves (see compat.metric_state_keys)
 
     @reinit__is_reduced
     def reset(self) -> None:
@@ -47,45 +41,63 @@ class StepLoss(Metric):
         return self._sum / max(1, self._num)
 
 
-def make_metrics(parts: Parts) -> dict[str, Metric]:
-    """The recipe's metrics plus ``loss`` (every recipe reports its loss)."""
-    metrics = parts.metrics()
-    metrics.setdefault("loss", Loss(parts.loss_fn))
-    return metrics
+@dataclass
+class Engines:
+    """The trainer, the evaluator of validation (and test) data, and the training-split metrics."""
+
+    trainer: Engine
+    evaluator: Engine
+    train_metrics: dict[str, Metric]
+    step: Any = None  # the recipe's own training step, if it brought one
 
 
-def build_trainer(
-    parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool
-) -> tuple[Engine, dict[str, Metric]]:
-    """The trainer and its (training-split) metrics; ``model`` is ``parts.model`` or its DDP wrapper."""
-    trainer = create_supervised_trainer(
-        model,
-        parts.optimizer,
-        parts.loss_fn,
-        device=device,
-        non_blocking=device.type == "cuda",
-        output_transform=_train_output,
-        amp_mode="amp" if amp else None,
-        scaler=amp,
-    )
-    metrics = {**(parts.train_metrics or parts.metrics)(), "loss": StepLoss()}
-    for name, metric in metrics.items():
+def build_engines(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool) -> Engines:
+    """``model`` is ``parts.model`` or its DistributedDataParallel wrapper."""
+    step = None
+    if parts.train_step is not None:
+        scaler = torch.amp.GradScaler("cuda") if amp else None
+        step = parts.train_step(StepTools(model, parts.optimizer, parts.loss_fn, device, amp, scaler))
+    trainer = build_trainer(parts, model, device, amp, step)
+    train_metrics = {**(parts.train_metrics or parts.metrics)(), "loss": StepLoss()}
+    for name, metric in train_metrics.items():
         metric.attach(trainer, name)
-    return trainer, metrics
+    return Engines(trainer, build_evaluator(parts, model, device, amp), train_metrics, step)
+
+
+def build_trainer(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool, step: Any = None) -> Engine:
+    """Ignite's supervised trainer, or an Engine over the recipe's own step; custom events registered."""
+    if step is not None:
+        trainer = Engine(step)
+    else:
+        trainer = create_supervised_trainer(
+            model,
+            parts.optimizer,
+            parts.loss_fn,
+            device=device,
+            non_blocking=device.type == "cuda",
+            output_transform=lambda x, y, y_pred, loss: step_output(y_pred, y, loss),
+            amp_mode="amp" if amp else None,
+            scaler=amp,
+        )
+    if parts.events is not None:
+        trainer.register_events(*parts.events)
+    return trainer
 
 
 def build_evaluator(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool) -> Engine:
-    """Ignite's supervised evaluation step, under torch.inference_mode (cheaper than no_grad)."""
+    """The supervised evaluation step under torch.inference_mode (cheaper than no_grad), with every metric."""
     non_blocking = device.type == "cuda"
 
     def evaluate(engine: Engine, batch: Any) -> dict[str, Any]:
         model.eval()
         with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
-            x, y = _prepare_batch(batch, device=device, non_blocking=non_blocking)
-            return _eval_output(x, y, model(x))
+            x, y = (convert_tensor(part, device=device, non_blocking=non_blocking) for part in batch)
+            return {"y_pred": model(x), "y": y, "criterion_kwargs": {}}
 
     evaluator = Engine(evaluate)
-    for name, metric in make_metrics(parts).items():
+    metrics = parts.metrics()
+    metrics.setdefault("loss", Loss(parts.loss_fn))  # every recipe reports its loss
+    for name, metric in metrics.items():
         metric.attach(evaluator, name)
     return evaluator
 

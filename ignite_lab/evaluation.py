@@ -1,4 +1,4 @@
-"""``ignite-lab eval``: a saved checkpoint, rebuilt with its run's config, scored on a split."""
+"""``ignite-lab eval`` and ``generate``: a saved checkpoint, rebuilt with its run's config, put to use."""
 
 from __future__ import annotations
 
@@ -6,43 +6,48 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ignite.utils import manual_seed
-
-from ignite_lab.checkpoints import checkpoint_config, load_checkpoint, run_dir_of
-from ignite_lab.config import RunConfig, make_settings
+from ignite_lab.checkpoints import load_checkpoint, run_dir_of
+from ignite_lab.config import TrainConfig
 from ignite_lab.devices import resolve_device
 from ignite_lab.engines import build_evaluator, epoch_length
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import build_loader
 from ignite_lab.recipe import Parts, Recipe
+from ignite_lab.rundir import checkpoint_config
+from ignite_lab.training import Process, build_parts
 
 
-def load_for_inference(recipe: Recipe, path: Path, **overrides: Any) -> tuple[Parts, RunConfig, Any]:
-    """The recipe's parts rebuilt with the checkpoint's config (and run files), its weights loaded."""
+def load_for_inference(
+    recipe: Recipe, path: Path, device: str | None = None, **overrides: Any
+) -> tuple[Parts, TrainConfig, Process]:
+    """The recipe's parts rebuilt with the checkpoint's config (and run files), its weights loaded, in eval mode.
+
+    ``overrides`` replace config fields (a different data_dir, batch size...).
+    """
     checkpoint = load_checkpoint(path)
     config = checkpoint_config(path, checkpoint)
     if config.recipe != recipe.name:
         raise UserError(f"{path} was trained by recipe {config.recipe!r}, not {recipe.name!r}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)))
-    device = resolve_device(config.device)
-    manual_seed(config.seed)
-    parts = recipe.build(config, make_settings(recipe.settings, config.settings))
+    process = Process(resolve_device(device or "auto"), world=1, rank=0, amp=False)
+    parts, _ = build_parts(recipe, config, process)
     try:
         parts.model.load_state_dict(checkpoint["model"])
     except (RuntimeError, KeyError) as exc:
         raise UserError(f"{path} does not fit {recipe.name}'s model: {str(exc).splitlines()[0]}") from None
-    parts.model.to(device).eval()
-    return parts, config, device
+    parts.model.eval()
+    return parts, config, process
 
 
-def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, **overrides: Any) -> dict[str, Any]:
-    """Metrics of the checkpoint's model on ``val`` or ``test``; ``overrides`` replace config fields (data_dir...)."""
-    parts, config, device = load_for_inference(recipe, path, **overrides)
+def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, device: str | None = None, **overrides: Any) -> dict:
+    """Metrics of the checkpoint's model on ``val`` or ``test``."""
+    parts, config, process = load_for_inference(recipe, path, device, **overrides)
     data = parts.test if split == "test" else parts.val
     if data is None:
         raise UserError(f"{recipe.name} has no {split} split")
-    loader = build_loader(data, config.batch_size, shuffle=False, seed=config.seed, device=device)
-    evaluator = build_evaluator(parts, parts.model, device, amp=False)
+    batch = config.per_process(1).eval_batch_size
+    loader = build_loader(data, batch, shuffle=False, seed=config.seed, device=process.device)
+    evaluator = build_evaluator(parts, parts.model, process.device, amp=False)
     evaluator.run(loader, epoch_length=epoch_length(loader, config.limit_batches))
     return dict(evaluator.state.metrics)

@@ -1,27 +1,135 @@
-"""The standard handlers every recipe gets, each a small composition of Ignite's own."""
+"""The standard handlers every recipe gets, each a small composition of Ignite's own, and their order.
+
+``attach_standard_handlers`` is the one place they are attached. Ignite runs the handlers of an
+event in the order they were attached, and at the end of an epoch that order decides correctness:
+
+1. throughput: the epoch's training time, before validation adds to it;
+2. validation: the evaluator runs; on its COMPLETED event the best checkpoint is saved, early
+   stopping counts, a plateau schedule steps (all read this epoch's validation metrics);
+3. LR step (step schedule): after validation, so the epoch is recorded with the LR it trained with;
+4. record: metrics.jsonl, the log line, live plots and curves.png;
+5. last checkpoint: after the record, so every checkpointed epoch has its metrics line (a kill between
+   4 and 5 leaves a line newer than the checkpoint, which a resume drops);
+6. a pending Ctrl-C stops the run here.
+
+The recipe's own handlers come after all of these.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
+import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver, EarlyStopping, ProgressBar, TerminateOnNan, global_step_from_engine
+from ignite.handlers import Checkpoint, EarlyStopping, ProgressBar, TerminateOnNan, global_step_from_engine
 from torch.optim import lr_scheduler
 
-from ignite_lab.checkpoints import BEST, LAST
-from ignite_lab.config import LR_SCHEDULES
+from ignite_lab.checkpoints import BEST, LAST, AtomicDiskSaver
+from ignite_lab.engines import Engines, batch_size_of
 from ignite_lab.errors import UserError
+from ignite_lab.plots import plot_curves
+from ignite_lab.rundir import RunDir
 
 log = logging.getLogger(__name__)
+PLOT_EVERY_S = 30.0  # curves.png is redrawn at most this often during a run (a redraw costs ~0.3 s), and at the end
+
+
+@dataclass
+class Wiring:
+    """Everything the standard handlers are attached to or write into."""
+
+    engines: Engines
+    optimizer: torch.optim.Optimizer
+    train_loader: Iterable
+    val_loader: Iterable
+    val_length: int | None
+    iterations_per_epoch: int
+    epochs: int
+    score_name: str
+    score_mode: str
+    lr_schedule: str
+    patience: int | None
+    checkpoint_every: int | None
+    run: RunDir
+    main: bool  # rank 0: the process that writes files, logs and plots
+    live: Any  # dashboard.LivePlots or None
+
+
+@dataclass
+class Standard:
+    """The attached handlers a run talks to afterwards (restore, summary)."""
+
+    to_save: dict[str, Any]
+    best: Checkpoint
+    last: Checkpoint
+    throughput: Throughput
+    recorder: EpochRecorder
+    interrupt: GracefulInterrupt
+    score_name: str
+    checkpoints: Path
+
+    @property
+    def best_file(self) -> Path | None:
+        """The best checkpoint saved so far (Ignite's ``last_checkpoint`` is a bare name with our saver)."""
+        return self.checkpoints / self.best.last_checkpoint if self.best.last_checkpoint else None
+
+    @property
+    def last_file(self) -> Path | None:
+        return self.checkpoints / self.last.last_checkpoint if self.last.last_checkpoint else None
+
+
+def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) -> Standard:
+    """Attach every standard handler in the order the module docstring gives (tested in test_handler_order.py).
+
+    Every object the checkpoints save (schedule, early stopping) exists before the checkpointers are made.
+    """
+    trainer, evaluator = w.engines.trainer, w.engines.evaluator
+    score = score_function(w.score_name, w.score_mode)
+    scheduler = make_lr_schedule(w)
+    stopper = (
+        EarlyStopping(patience=w.patience, score_function=score, trainer=trainer, threshold=0.0) if w.patience else None
+    )
+    to_save.update({k: v for k, v in (("lr_scheduler", scheduler), ("early_stopping", stopper)) if v is not None})
+    best, last = checkpointers(trainer, to_save, w.run.checkpoints, score, w.score_name)
+    throughput, interrupt = Throughput(), GracefulInterrupt(last)
+    recorder = EpochRecorder(recipe, w, throughput)
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, throughput.count)
+    if w.main:
+        attach_progress(trainer)
+    if w.live is not None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, w.live.training_loss)
+    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, step_scheduler, scheduler)
+    if w.checkpoint_every:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=w.checkpoint_every), last)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, interrupt.check)
+    trainer.add_event_handler(Events.EPOCH_STARTED, recorder.epoch_started)
+
+    evaluator.add_event_handler(Events.COMPLETED, best)
+    if stopper is not None:
+        evaluator.add_event_handler(Events.COMPLETED, stopper)
+    if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+        evaluator.add_event_handler(Events.COMPLETED, PlateauStep(scheduler, score))
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, throughput.epoch_completed)  # 1
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, Validation(evaluator, w.val_loader, w.val_length))  # 2
+    if isinstance(scheduler, lr_scheduler.StepLR):
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, step_scheduler, scheduler)  # 3
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, recorder.epoch_completed)  # 4
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, last)  # 5
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, interrupt.check)  # 6
+    return Standard(to_save, best, last, throughput, recorder, interrupt, w.score_name, w.run.checkpoints)
 
 
 def score_function(metric: str, mode: str) -> Callable[[Engine], float]:
@@ -36,139 +144,178 @@ def score_function(metric: str, mode: str) -> Callable[[Engine], float]:
     return score
 
 
-def attach_progress(trainer: Engine, refresh_s: float = 0.2) -> None:
-    """One tqdm bar per epoch that stays on screen as a single line, on a terminal only.
+class Validation:
+    """Run the evaluator over the validation data (an Ignite handler for the trainer's EPOCH_COMPLETED)."""
 
-    Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
-    per-epoch log line already says the same there. Ignite's bar redraws the line at every event
-    it receives (about 0.3 ms each), so it receives the first iteration of each epoch and then one
-    at most every ``refresh_s`` seconds; it catches up to the engine's iteration count when it does.
-    """
-    if not (sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1"):  # (benchmarks force it on)
-        return
-    last_draw = [-math.inf]
+    def __init__(self, evaluator: Engine, loader: Iterable, length: int | None) -> None:
+        self.evaluator, self.loader, self.length = evaluator, loader, length
 
-    def due(engine: Engine, iteration: int) -> bool:
+    def __call__(self, _: Engine) -> None:
+        self.evaluator.run(self.loader, epoch_length=self.length)
+
+
+class ProgressFilter:
+    """Ignite's bar redraws the line at every event it receives (about 0.3 ms each): let through the first
+    iteration of each epoch, then one at most every ``refresh_s`` seconds (the bar catches up when it draws)."""
+
+    def __init__(self, refresh_s: float = 0.2) -> None:
+        self.refresh_s = refresh_s
+        self.last_draw = -math.inf
+
+    def __call__(self, engine: Engine, iteration: int) -> bool:
         now = time.perf_counter()
         length = engine.state.epoch_length  # None during the first epoch of data of unknown length
         epoch_starts = bool(length) and (iteration - 1) % length == 0
-        if not epoch_starts and now - last_draw[0] < refresh_s:
+        if not epoch_starts and now - self.last_draw < self.refresh_s:
             return False
-        last_draw[0] = now
+        self.last_draw = now
         return True
 
+
+def attach_progress(trainer: Engine) -> None:
+    """One tqdm bar per epoch that stays on screen as a single line, on a terminal only.
+
+    Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
+    per-epoch log line already says the same there.
+    """
+    if not (sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1"):  # (benchmarks force it on)
+        return
     ProgressBar(persist=True, ncols=100).attach(
         trainer,
         output_transform=lambda out: {"loss": out["loss"]},
-        event_name=Events.ITERATION_COMPLETED(event_filter=due),
+        event_name=Events.ITERATION_COMPLETED(event_filter=ProgressFilter()),
     )
 
 
-def attach_nan_guard(trainer: Engine) -> None:
-    """Stop at the first NaN/inf loss; no checkpoint is written for the bad epoch."""
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
-
-
-class SyncedDiskSaver(DiskSaver):
-    """Ignite's atomic DiskSaver (temp file, then rename) plus flush and fsync before the rename, so a kill
-    or power cut at any moment leaves the old checkpoint or the new one, never a torn file."""
-
-    def _save_func(self, checkpoint: Any, path: Path, func: Callable) -> None:
-        tmp = tempfile.NamedTemporaryFile(delete=False, dir=self.dirname, prefix=".", suffix=".tmp")
-        try:
-            func(checkpoint, tmp.file)
-            tmp.file.flush()
-            os.fsync(tmp.file.fileno())
-            tmp.close()
-            os.replace(tmp.name, path)
-        except BaseException:
-            tmp.close()
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-
-
-def attach_checkpointing(
-    trainer: Engine,
-    evaluator: Engine,
-    to_save: dict[str, Any],
-    dirname,
-    score: Callable[[Engine], float],
-    score_name: str,
+def checkpointers(
+    trainer: Engine, to_save: dict[str, Any], dirname: Path, score: Callable, score_name: str
 ) -> tuple[Checkpoint, Checkpoint]:
-    """Best (by the validation score) and last (each epoch) checkpoints of the same objects.
+    """Best (by the validation score) and last checkpoints of the same objects; the caller attaches both.
 
-    The best-checkpoint handler's own state travels inside the last checkpoint, so a resumed
-    run keeps comparing against the best score seen before the interruption.
+    The best-checkpoint handler's own state travels inside the last checkpoint, so a resumed run keeps
+    comparing against the best score seen before the interruption.
     """
-    saver = SyncedDiskSaver(dirname, require_empty=False, atomic=True)
     best = Checkpoint(
         to_save,
-        saver,
+        AtomicDiskSaver(dirname),
         filename_prefix=BEST,
         n_saved=1,
         score_function=score,
         score_name=score_name,
         global_step_transform=global_step_from_engine(trainer),
     )
-    evaluator.add_event_handler(Events.COMPLETED, best)
-    last = Checkpoint({**to_save, "best_checkpointer": best}, saver, filename_prefix=LAST, n_saved=1)
+    last = Checkpoint({**to_save, "best_checkpointer": best}, AtomicDiskSaver(dirname), filename_prefix=LAST, n_saved=1)
     return best, last
 
 
-def attach_early_stopping(
-    trainer: Engine, evaluator: Engine, patience: int, score: Callable[[Engine], float]
-) -> EarlyStopping:
-    stopper = EarlyStopping(patience=patience, score_function=score, trainer=trainer, threshold=0.0)
-    evaluator.add_event_handler(Events.COMPLETED, stopper)
-    return stopper
+def make_lr_schedule(w: Wiring) -> Any | None:
+    """none | step (x0.1 at each third of the epochs) | cosine (per iteration, to 0) | plateau (x0.1 after 2 flat)."""
+    if w.lr_schedule == "step":
+        return lr_scheduler.StepLR(w.optimizer, step_size=max(1, w.epochs // 3), gamma=0.1)
+    if w.lr_schedule == "cosine":
+        return lr_scheduler.CosineAnnealingLR(w.optimizer, T_max=max(1, w.epochs * w.iterations_per_epoch))
+    if w.lr_schedule == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(w.optimizer, mode="max", factor=0.1, patience=2)
+    return None
 
 
-def step_lr(_: Engine, scheduler: Any) -> None:
+def step_scheduler(_: Engine, scheduler: Any) -> None:
     scheduler.step()
 
 
-def stretch_schedule(scheduler: Any, epochs: int, iterations_per_epoch: int) -> None:
-    """After a resume with a different --epochs, fit the restored schedule to the new length.
+class PlateauStep:
+    """ReduceLROnPlateau stepped with the validation score when the evaluator completes."""
 
-    The LR is recomputed from the closed form at the current step: torch's chained update
-    would otherwise continue from the old curve (from 0, if the old run had finished).
+    def __init__(self, scheduler: lr_scheduler.ReduceLROnPlateau, score: Callable[[Engine], float]) -> None:
+        self.scheduler, self.score = scheduler, score
+
+    def __call__(self, evaluator: Engine) -> None:
+        self.scheduler.step(self.score(evaluator))
+
+
+class Throughput:
+    """Training samples per second, per epoch and overall (iteration time only, not evaluation)."""
+
+    def __init__(self) -> None:
+        self.samples = self.seconds = self.epoch_samples = 0
+        self.last_rate = 0.0
+
+    def count(self, engine: Engine) -> None:
+        self.epoch_samples += batch_size_of(engine.state.batch)
+
+    def epoch_completed(self, engine: Engine) -> None:
+        seconds = engine.state.times["EPOCH_COMPLETED"] or 0.0
+        self.last_rate = self.epoch_samples / seconds if seconds else 0.0
+        self.samples += self.epoch_samples
+        self.seconds += seconds
+        self.epoch_samples = 0
+
+
+class EpochRecorder:
+    """Writes each epoch's train and val metrics to metrics.jsonl and the log, and feeds live plots and curves.png."""
+
+    def __init__(self, recipe: str, w: Wiring, throughput: Throughput) -> None:
+        self.recipe, self.run, self.main, self.live = recipe, w.run, w.main, w.live
+        self.evaluator, self.optimizer, self.throughput = w.engines.evaluator, w.optimizer, throughput
+        self.started = time.perf_counter()
+        self.elapsed_before = 0.0  # training time of the run before a resume
+        self.epoch_lr = 0.0  # the LR the epoch started with
+        self.last_plot = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def epoch_started(self, _: Engine) -> None:
+        self.epoch_lr = self.optimizer.param_groups[0]["lr"]
+
+    def epoch_completed(self, trainer: Engine) -> None:
+        if not self.main:
+            return
+        state, val = trainer.state, self.evaluator.state.metrics
+        where = {"epoch": state.epoch, "iteration": state.iteration, "elapsed": round(self.elapsed(), 3)}
+        self.run.append_metrics({**where, "split": "train", "metrics": {**state.metrics, "lr": self.epoch_lr}})
+        self.run.append_metrics({**where, "split": "val", "metrics": val})
+        log.info(
+            "epoch %d/%d | train %s | val %s | lr %.3g | %.1fs",
+            *(state.epoch, state.max_epochs, brief(state.metrics), brief(val), self.epoch_lr, self.elapsed()),
+        )
+        if self.live is not None:
+            self.live.epoch(state.epoch, state.metrics, val, self.epoch_lr, self.throughput.last_rate)
+        if time.perf_counter() - self.last_plot > PLOT_EVERY_S:
+            plot_curves({self.recipe: self.run.read_metrics()}, self.run.curves)
+            self.last_plot = time.perf_counter()
+
+
+class GracefulInterrupt:
+    """Ctrl-C stops the run after the batch in progress, with a checkpoint of that exact state.
+
+    SIGINT only raises a flag; the trainer checks it after each iteration (and at the end of each
+    epoch, after validation and the epoch's checkpoint), saves the last checkpoint and terminates. The
+    checkpoint thus holds the weights, counters and random state after one whole batch, and a resume
+    continues bit for bit. A second Ctrl-C interrupts at once, keeping the last complete checkpoint.
     """
-    step = scheduler.last_epoch if scheduler is not None else 0
-    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
-        scheduler.T_max = max(1, epochs * iterations_per_epoch)
-        factor = (1 + math.cos(math.pi * min(step, scheduler.T_max) / scheduler.T_max)) / 2
-        lrs = [scheduler.eta_min + (base - scheduler.eta_min) * factor for base in scheduler.base_lrs]
-    elif isinstance(scheduler, lr_scheduler.StepLR):
-        scheduler.step_size = max(1, epochs // 3)
-        lrs = [base * scheduler.gamma ** (step // scheduler.step_size) for base in scheduler.base_lrs]
-    else:
-        return
-    for group, lr in zip(scheduler.optimizer.param_groups, lrs, strict=True):
-        group["lr"] = lr
-    scheduler._last_lr = lrs
+
+    def __init__(self, last: Checkpoint) -> None:
+        self.last = last
+        self.requested = False
+        self.saved = False
+
+    def install(self) -> Callable[[], None]:
+        """Handle SIGINT from now on (main thread only); returns what puts the previous handler back."""
+        previous = signal.signal(signal.SIGINT, self._on_signal)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self, trainer: Engine) -> None:
+        if self.requested and not self.saved:
+            self.last(trainer)
+            self.saved = True
+            trainer.terminate(skip_completed=True)
 
 
-def attach_lr_schedule(
-    name: str,
-    trainer: Engine,
-    evaluator: Engine,
-    optimizer: torch.optim.Optimizer,
-    epochs: int,
-    iterations_per_epoch: int,
-    score: Callable[[Engine], float],
-) -> Any | None:
-    """none | step (x0.1 at each third of the epochs) | cosine (per iteration) | plateau (x0.1 after 2 flat epochs)."""
-    if name not in LR_SCHEDULES:
-        raise UserError(f"--lr-schedule {name}: expected one of {', '.join(LR_SCHEDULES)}")
-    if name == "none":
-        return None
-    if name == "step":
-        scheduler = lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, step_lr, scheduler)
-    elif name == "cosine":
-        scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * iterations_per_epoch))
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, step_lr, scheduler)
-    else:
-        scheduler = lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
-        evaluator.add_event_handler(Events.COMPLETED, lambda engine: scheduler.step(score(engine)))
-    return scheduler
+def brief(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))

@@ -1,26 +1,42 @@
 """One run on one process, several processes (``--nproc-per-node``), several machines, or under torchrun.
 
-Everything goes through ``ignite.distributed.Parallel``: it spawns the processes (or picks up
-the environment torchrun set), initialises torch.distributed (gloo on CPU, nccl on CUDA), and
-every process runs the same ``train``.
+Everything goes through ``ignite.distributed.Parallel``: it spawns the processes (or picks up the
+environment torchrun set), initialises torch.distributed (gloo on CPU, nccl on CUDA), and every
+process runs the same ``train``. The run plan (run directory, final config, checkpoint) is settled
+once: by this process when it is or spawns global rank 0, else by rank 0 after the process group is
+up, and then broadcast, so every process trains the same plan.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import sys
-from collections.abc import Collection
+from dataclasses import dataclass
 
 import ignite.distributed as idist
 import torch
 
-from ignite_lab.config import RunConfig
-from ignite_lab.errors import UserError
+from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
+from ignite_lab.errors import NothingToDo, RunFailed, UserError
+from ignite_lab.logs import setup_logging
 from ignite_lab.recipe import Recipe
+from ignite_lab.resume import RunPlan, settle
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    """What the command line asked for, before the plan is settled."""
+
+    recipe_ref: str  # a built-in name or a recipe file's absolute path: how other processes load the recipe
+    config: TrainConfig
+    given: set[str]
+    launch: LaunchConfig
+    dashboard: DashboardConfig
 
 
 def under_torchrun() -> bool:
@@ -29,37 +45,44 @@ def under_torchrun() -> bool:
     )
 
 
-def backend_for(config: RunConfig) -> str:
-    wants_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+def backend_for(launch: LaunchConfig) -> str:
+    wants_cuda = launch.device.startswith("cuda") or (launch.device == "auto" and torch.cuda.is_available())
     return "nccl" if wants_cuda else "gloo"
 
 
-def run_training(recipe: Recipe, recipe_ref: str, config: RunConfig, explicit: Collection[str]) -> None:
-    """Train here, or in N processes that each load the recipe again from ``recipe_ref`` (a name or a file)."""
-    nproc = config.nproc_per_node or 1
+def launch(recipe: Recipe, request: Request) -> None:
+    """Train here, or in N processes that each load the recipe again from ``request.recipe_ref``."""
+    spec = request.launch
     if under_torchrun():
-        with idist.Parallel(backend=backend_for(config)) as parallel:
-            parallel.run(_worker, recipe_ref, config, set(explicit))
+        with idist.Parallel(backend=backend_for(spec)) as parallel:
+            parallel.run(worker, request, None)
         return
-    if nproc == 1 and config.nnodes == 1:
+    nproc = spec.nproc_per_node or 1
+    if nproc == 1 and spec.nnodes == 1:
         from ignite_lab.training import train
 
-        train(recipe, config, explicit)
+        train(recipe, settle(recipe, request.config, spec, request.given, request.recipe_ref), spec, request.dashboard)
         return
-    if backend_for(config) == "nccl" and nproc > torch.cuda.device_count():
+    if backend_for(spec) == "nccl" and nproc > torch.cuda.device_count():
         raise UserError(
             f"--nproc-per-node {nproc} needs {nproc} CUDA devices; this machine has {torch.cuda.device_count()}"
         )
+    plan = settle(recipe, request.config, spec, request.given, request.recipe_ref) if spec.node_rank == 0 else None
+    spawn(request, plan)
+
+
+def spawn(request: Request, plan: RunPlan | None) -> None:
+    spec = request.launch
     try:
         with idist.Parallel(
-            backend=backend_for(config),
-            nproc_per_node=nproc,
-            nnodes=config.nnodes,
-            node_rank=config.node_rank,
-            master_addr=config.master_addr,
-            master_port=config.master_port,
+            backend=backend_for(spec),
+            nproc_per_node=spec.nproc_per_node or 1,
+            nnodes=spec.nnodes,
+            node_rank=spec.node_rank,
+            master_addr=spec.master_addr,
+            master_port=spec.master_port,
         ) as parallel:
-            parallel.run(_worker, recipe_ref, config, set(explicit))
+            parallel.run(worker, request, plan.to_dict() if plan else None)
     except Exception as exc:  # torch.multiprocessing reports a worker's exit as its own exception types
         if type(exc).__name__ in ("ProcessExitedException", "ProcessRaisedException"):
             detail = [line for line in str(exc).splitlines() if line.strip()]
@@ -67,23 +90,40 @@ def run_training(recipe: Recipe, recipe_ref: str, config: RunConfig, explicit: C
         raise
 
 
-def _worker(local_rank: int, recipe_ref: str, config: RunConfig, explicit: set[str]) -> None:
-    from ignite_lab.cli import setup_logging
+def worker(local_rank: int, request: Request, plan: dict | None) -> None:
     from ignite_lab.registry import load_recipe
     from ignite_lab.training import train
 
     rank = idist.get_rank()
     setup_logging(logging.INFO if rank == 0 else logging.WARNING)
-    per_process = max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node())
-    torch.set_num_threads(per_process)  # N processes share the cores instead of each taking all of them
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))  # share the cores
     try:
-        train(load_recipe(recipe_ref), config, explicit)
+        recipe = load_recipe(request.recipe_ref)
+        shared = share_plan(recipe, request, plan)
+        train(recipe, shared, request.launch, request.dashboard)
         # The DDP model (which holds the gloo process group and its threads) sits in reference cycles with the
         # engines. Free it now, while the interpreter is whole: left to interpreter exit, gloo's threads are
         # torn down mid-finalisation and the process dies with SIGABRT ("terminate called without an active
         # exception") after a run that succeeded.
         gc.collect()
     except UserError as exc:
-        if rank == 0 or under_torchrun():
-            log.error("%s", exc.message)
+        if exc.message and not isinstance(exc, RunFailed) and (rank == 0 or under_torchrun()):
+            (log.info if exc.exit_code == 0 else log.error)("%s", exc.message)
         sys.exit(exc.exit_code)
+
+
+def share_plan(recipe: Recipe, request: Request, plan: dict | None) -> RunPlan:
+    """Rank 0's plan (settled here under torchrun), broadcast to every process; a refusal stops them all alike."""
+    message: dict = {}
+    if idist.get_rank() == 0:
+        try:
+            if plan is None:
+                plan = settle(recipe, request.config, request.launch, request.given, request.recipe_ref).to_dict()
+            message = {"plan": plan}
+        except UserError as exc:
+            message = {"stop": exc.message, "code": exc.exit_code}
+    message = json.loads(idist.broadcast(json.dumps(message) if idist.get_rank() == 0 else "", src=0, safe_mode=True))
+    if "stop" in message:
+        error = NothingToDo if message["code"] == 0 else UserError
+        raise error(message["stop"] if idist.get_rank() == 0 else "")
+    return RunPlan.from_dict(message["plan"])

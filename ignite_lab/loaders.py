@@ -7,10 +7,13 @@ one process or several (a DistributedSampler is used in both cases).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import ignite.distributed as idist
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
+
+T = TypeVar("T")
 
 
 class TensorData(Dataset):
@@ -63,11 +66,18 @@ class ResumableBatches(Sampler):
         return len(self.batches)
 
 
-def holdout_split(data: TensorData, fraction: float, seed: int) -> tuple[TensorData, TensorData]:
-    """Split off a random validation fraction, the same for the same seed."""
+def holdout_split(data: T, fraction: float, seed: int) -> tuple[T, T]:
+    """Split off a random ``fraction`` for validation, the same for the same seed: (rest, held out).
+
+    ``data`` is a ``TensorData`` (split by index, no copy of Python objects) or any sequence, such as a
+    list of sentences (returned as lists).
+    """
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(round(len(data) * fraction)))
-    return data.subset(order[n_val:]), data.subset(order[:n_val])
+    if isinstance(data, TensorData):
+        return data.subset(order[n_val:]), data.subset(order[:n_val])
+    items = list(data)
+    return [items[i] for i in order[n_val:].tolist()], [items[i] for i in order[:n_val].tolist()]
 
 
 def build_loader(

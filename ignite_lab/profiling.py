@@ -13,14 +13,15 @@ from ignite.engine import Engine
 from ignite.handlers import HandlersTimeProfiler
 from torch.profiler import ProfilerActivity, profile
 
-from ignite_lab.config import RunConfig
 from ignite_lab.recipe import Recipe
+from ignite_lab.resume import settle
 from ignite_lab.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 
-def profile_recipe(recipe: Recipe, config: RunConfig, explicit: set[str], top: int = 15) -> None:
+def profile_recipe(recipe: Recipe, request, top: int = 15) -> None:
+    """Train ``request`` (a launch.Request of a few iterations) in a new run directory, profiled."""
     from ignite_lab.training import train
 
     @contextlib.contextmanager
@@ -48,4 +49,5 @@ def profile_recipe(recipe: Recipe, config: RunConfig, explicit: set[str], top: i
         )
         log.info("Chrome trace %s (chrome://tracing or ui.perfetto.dev); %s", run.path / "trace.json", f.name)
 
-    train(recipe, config, explicit, instrument=instrument)
+    plan = settle(recipe, request.config, request.launch, set(), request.recipe_ref)
+    train(recipe, plan, request.launch, request.dashboard, instrument=instrument)

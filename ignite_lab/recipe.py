@@ -1,24 +1,39 @@
-"""What a recipe is: a name, defaults, a settings dataclass and a ``build`` function returning its Parts."""
+"""What a recipe is: defaults, a settings dataclass and a ``build`` function returning its Parts.
+
+A recipe is named after its file (``recipes/mnist.py`` is ``mnist``; a copy ``my_cnn.py`` is
+``my_cnn``), so a copy is a plain file copy and can never be mistaken for the recipe it came from.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
+from ignite.engine import Engine, EventEnum
 from ignite.metrics import Metric
 from torch import nn
 from torch.optim import Optimizer
+
+StepFunction = Callable[[Engine, Any], dict[str, Any]]
 
 
 @dataclass
 class Parts:
     """WHAT to train. The toolkit decides HOW (device, engines, handlers, loaders).
 
-    ``train``/``val``/``test`` are datasets (the toolkit makes the loaders, sharded and seeded)
-    or ready-made iterables of batches. ``metrics`` is a factory so the trainer and the
-    evaluator each get their own metric objects. ``train_metrics`` (default: the same) are computed
-    on the training batches as they pass; ``loss`` is always the step's own loss.
+    ``train``/``val``/``test`` are datasets (the toolkit makes the loaders, sharded and seeded) or
+    ready-made iterables of batches. ``metrics`` is a factory so the trainer and the evaluator each get
+    their own metric objects; ``train_metrics`` (default: the same) are computed on the training batches
+    as they pass; ``loss`` is always the step's own loss.
+
+    A recipe that needs its own training step passes ``train_step``: a function of ``StepTools``
+    returning Ignite's process function, whose output is ``step_output(...)``. Custom events that step
+    fires are declared in ``events`` (an Ignite ``EventEnum``). ``handlers(run)`` attaches the recipe's
+    own Ignite handlers (samples, pictures, filters such as ``Events.EPOCH_COMPLETED(every=5)``); they
+    run after the standard handlers of the same event.
     """
 
     model: nn.Module
@@ -27,32 +42,73 @@ class Parts:
     train: Iterable
     val: Iterable
     metrics: Callable[[], dict[str, Metric]]
-    train_metrics: Callable[[], dict[str, Metric]] | None = None  # on training batches; default: ``metrics``
+    train_metrics: Callable[[], dict[str, Metric]] | None = None
     test: Iterable | None = None
     score: str = "accuracy"
     score_mode: Literal["max", "min"] = "max"
     grad_clip: float | None = None
-    on_start: Callable[[RunView], None] | None = None
-    on_epoch: Callable[[RunView], None] | None = None
+    train_step: Callable[[StepTools], StepFunction] | None = None
+    events: type[EventEnum] | None = None
+    handlers: Callable[[RunView], None] | None = None
     generate: Callable[..., str] | None = None  # (prime, length, temperature, seed) -> text, for ignite-lab generate
 
 
 @dataclass
 class RunView:
-    """What a recipe's hooks see: ``on_start`` (epoch 0, e.g. architecture drawings) and ``on_epoch``
-    after each validation (samples, predictions)."""
+    """What a recipe's ``handlers`` see: the engines, the model, and ``publish`` for pictures and text."""
 
-    epoch: int
+    trainer: Engine
+    evaluator: Engine
     model: nn.Module
-    device: Any
+    device: torch.device
     publish: Any  # dashboard.Publisher: .image(name, array, epoch) and .text(name, text, epoch)
+    resumed: bool  # True when the run continues from a checkpoint (e.g. skip drawings made at the start)
+
+
+@dataclass
+class StepTools:
+    """What a recipe's own training step needs, with the toolkit's device and precision choices applied."""
+
+    model: nn.Module  # wrapped in DistributedDataParallel when several processes train
+    optimizer: Optimizer
+    loss_fn: Callable[..., Any]
+    device: torch.device
+    amp: bool
+    scaler: torch.amp.GradScaler | None
+
+    def to_device(self, batch: Any) -> Any:
+        from ignite.utils import convert_tensor
+
+        return convert_tensor(batch, device=self.device, non_blocking=self.device.type == "cuda")
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, enabled=self.amp)
+
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """Backward pass and optimizer step (gradient clipping and AMP scaling included)."""
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+
+
+def step_output(y_pred: torch.Tensor, y: Any, loss: torch.Tensor) -> dict[str, Any]:
+    """The output every training step returns, so the standard metrics and handlers read it."""
+    return {"y_pred": y_pred.detach(), "y": y, "criterion_kwargs": {}, "loss": loss.item()}
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One trainable model. ``build(config, settings)`` returns its Parts."""
+    """One trainable model. ``build(config, settings)`` returns its Parts.
 
-    name: str
+    ``build`` receives the per-process share of the batch sizes in ``config.batch_size`` and
+    ``config.eval_batch_size`` (the command line gives global ones, split across processes).
+    ``name`` is set from the recipe's file when it is loaded.
+    """
+
     summary: str
     dataset: str
     build: Callable[..., Parts]
@@ -61,3 +117,4 @@ class Recipe:
     lr: float
     settings: type | None = None
     lr_schedule: str = "none"
+    name: str = ""

@@ -1,7 +1,12 @@
-"""Finding recipes: by name in the ``recipes`` package, or from a recipe file a user wrote or copied."""
+"""Finding recipes: by name in the ``recipes`` package, or from a recipe file a user wrote or copied.
+
+A recipe's name is its file's name. Spawned worker processes find the recipe again from its
+reference: a built-in name, or the absolute path of a recipe file (never a guess from a folder name).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.util
@@ -20,11 +25,12 @@ def recipe_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(recipes.__path__) if not m.name.startswith("_"))
 
 
-def _module_recipe(module: ModuleType, where: str) -> Recipe:
+def named(module: ModuleType, name: str, where: str) -> Recipe:
+    """The module's ``RECIPE``, named ``name``."""
     recipe = getattr(module, "RECIPE", None)
     if not isinstance(recipe, Recipe):
         raise UserError(f"{where} defines no RECIPE = Recipe(...)")
-    return recipe
+    return dataclasses.replace(recipe, name=name)
 
 
 def recipe_module(name: str) -> ModuleType:
@@ -36,15 +42,23 @@ def recipe_module(name: str) -> ModuleType:
     return importlib.import_module(f"recipes.{name}")
 
 
-def load_recipe(name: str) -> Recipe:
+def load_recipe(ref: str) -> Recipe:
     """A recipe by name, or from a ``.py`` file (for example one made with ``ignite-lab copy``)."""
-    if name.endswith(".py"):
-        path = Path(name)
-        if not path.is_file():
-            raise UserError(f"recipe file {path} does not exist")
-        spec = importlib.util.spec_from_file_location(f"user_recipe_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses (and pickling) look their module up there
-        spec.loader.exec_module(module)
-        return _module_recipe(module, str(path))
-    return _module_recipe(recipe_module(name), f"recipes.{name}")
+    if not ref.endswith(".py"):
+        return named(recipe_module(ref), ref, f"recipes.{ref}")
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise UserError(f"recipe file {path} does not exist")
+    if not path.stem.isidentifier():
+        raise UserError(f"{path}: a recipe file's name must be a Python identifier (it is the recipe's name)")
+    spec = importlib.util.spec_from_file_location(f"ignite_lab_recipe_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses (and pickling) look their module up there
+    spec.loader.exec_module(module)
+    return named(module, path.stem, str(path))
+
+
+def file_ref(recipe: Recipe) -> str:
+    """The absolute path of the file that defines ``recipe`` (how worker processes load that same file)."""
+    module = sys.modules.get(recipe.build.__module__)
+    return str(Path(module.__file__).resolve())

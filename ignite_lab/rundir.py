@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from ignite_lab.checkpoints import CheckpointName, run_dir_of
+from ignite_lab.config import TrainConfig
 from ignite_lab.errors import UserError
 
 
@@ -86,6 +88,12 @@ class RunDir:
     def rewrite_metrics(self, records: list[dict[str, Any]]) -> None:
         write_atomic(self.metrics, "".join(json.dumps(jsonable(r), sort_keys=True) + "\n" for r in records))
 
+    def keep_metrics_until(self, iteration: int) -> float:
+        """Drop records newer than ``iteration`` (and test records) after a resume; returns the elapsed time kept."""
+        kept = [r for r in self.read_metrics() if r.get("iteration", 0) <= iteration and r.get("split") != "test"]
+        self.rewrite_metrics(kept)
+        return float(kept[-1]["elapsed"]) if kept else 0.0
+
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics.exists():
             return []
@@ -111,13 +119,28 @@ class RunDir:
     def checkpoint_files(self, kind: str) -> list[Path]:
         """Checkpoints named ``KIND_checkpoint_*.pt`` (kind: last or best), highest step or score first."""
 
-        def step(path: Path) -> float:
-            tail = path.stem.rsplit("_", 1)[-1]
-            try:
-                return float(tail.split("=")[-1]) if "=" in tail else float(tail)
-            except ValueError:
-                return -1.0
+        def rank(path: Path) -> tuple[float, float]:
+            name = CheckpointName.parse(path)
+            value = name.score if name.score is not None else name.step
+            return (-1.0 if value is None else float(value)), path.stat().st_mtime
 
-        return sorted(
-            self.checkpoints.glob(f"{kind}_checkpoint_*.pt"), key=lambda p: (step(p), p.stat().st_mtime), reverse=True
-        )
+        return sorted(self.checkpoints.glob(f"{kind}_checkpoint_*.pt"), key=rank, reverse=True)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The run's events so far (started, interrupted, resumed, ...), from summary.json."""
+        history = self.read_summary().get("history")
+        return list(history) if isinstance(history, list) else []
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def checkpoint_config(path: Path, checkpoint: dict[str, Any]) -> TrainConfig:
+    """The config the checkpoint was trained with: config.json beside it, else the copy inside it."""
+    saved = RunDir(run_dir_of(path)).config
+    if saved.exists():
+        return TrainConfig.load(saved)
+    if "run_info" in checkpoint:
+        return TrainConfig.from_dict(checkpoint["run_info"], str(path))
+    raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")

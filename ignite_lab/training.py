@@ -1,362 +1,119 @@
-"""HOW every recipe trains: Ignite engines on the chosen device, the standard handlers, one run directory."""
+"""HOW every recipe trains: one run, read top to bottom as phases.
+
+Every process calls ``train`` (rank 0 alone writes files, logs and plots):
+
+1. set up the process and its device;
+2. build the recipe's parts for this process (``build_parts``, shared with eval, predict, profile, bench);
+3. make the loaders;
+4. build the trainer and evaluator engines;
+5. attach the standard handlers (their order is written down in handlers.py), then the recipe's own;
+6. restore a resumed run's state;
+7. run, guarded: a NaN loss, Ctrl-C or a failed save ends the run with its reason;
+8. test the best checkpoint;
+9. write the summary.
+
+What to train, which run directory and which checkpoint to resume were settled before this, where
+the command line was parsed (resume.py); this module carries that plan out.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
-import random
 import resource
-import time
-from collections.abc import Callable, Collection, Iterator
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
-import numpy as np
 import torch
-from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint
-from ignite.metrics import Metric, MetricsLambda
+from ignite.engine import Engine
 from ignite.utils import manual_seed
 
-from ignite_lab import handlers
-from ignite_lab.checkpoints import LAST, RunInfo, checkpoint_config, load_checkpoint, run_dir_of
-from ignite_lab.config import RunConfig, make_settings
-from ignite_lab.dashboard import Dashboard, Publisher, TrainingPlots
+from ignite_lab.checkpoints import CheckpointName, RunInfo, load_checkpoint
+from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
+from ignite_lab.dashboard import Dashboard, LivePlots, Publisher
 from ignite_lab.devices import amp_allowed, resolve_device
-from ignite_lab.engines import batch_size_of, build_evaluator, build_trainer, epoch_length
-from ignite_lab.errors import UserError
-from ignite_lab.loaders import build_loader, set_epoch
+from ignite_lab.engines import Engines, build_engines, build_evaluator, epoch_length
+from ignite_lab.errors import RunFailed
+from ignite_lab.handlers import Standard, Wiring, attach_standard_handlers
+from ignite_lab.loaders import build_loader
+from ignite_lab.logs import log_to_file
 from ignite_lab.plots import plot_curves
 from ignite_lab.recipe import Parts, Recipe, RunView
-from ignite_lab.rundir import RunDir
+from ignite_lab.resume import MidEpochState, RunPlan, restore
+from ignite_lab.rundir import now
+from ignite_lab.settings import make_settings
 from ignite_lab.tables import format_table
 
 log = logging.getLogger(__name__)
-PLOT_EVERY_S = 30.0  # curves.png is redrawn at most this often during a run (a redraw costs ~0.3 s), and at the end
-
-
-class RunFailed(UserError):
-    """The run stopped without finishing (NaN loss, Ctrl-C); summary.json says why."""
-
-    exit_code = 1
-
-
-@contextlib.contextmanager
-def log_to_file(path: Path) -> Iterator[None]:
-    """Copy the toolkit's log lines into the run directory's train.log for the duration of a run."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("ignite_lab")
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-
-
-def find_resume_checkpoint(resume: str, output_dir: str, recipe: str) -> tuple[Path, dict[str, Any]]:
-    """``auto``: the newest last-checkpoint of this recipe that loads; else a checkpoint file or run directory."""
-    if resume == "auto":
-        runs = sorted((Path(output_dir).expanduser() / recipe).glob("*/"), reverse=True)
-        candidates = [p for run in runs for p in RunDir(run).checkpoint_files(LAST)]
-        if not candidates:
-            raise UserError(
-                f"--resume auto: no checkpoint of {recipe} under {Path(output_dir) / recipe}; run it once first"
-            )
-    else:
-        path = Path(resume).expanduser()
-        if path.is_dir():
-            run = RunDir(path if path.name != "checkpoints" else path.parent)
-            candidates = run.checkpoint_files(LAST)
-            if not candidates:
-                raise UserError(f"--resume {resume}: no {LAST}_checkpoint_*.pt in {run.checkpoints}")
-        else:
-            candidates = [path]
-    for path in candidates:
-        try:
-            return path, load_checkpoint(path)
-        except UserError as exc:
-            if resume != "auto":
-                raise
-            log.warning("skipping damaged checkpoint %s: %s", path, exc.message)
-    raise UserError(f"--resume auto: none of the {len(candidates)} checkpoints of {recipe} could be loaded")
-
-
-def open_run(recipe: Recipe, config: RunConfig, explicit: Collection[str]) -> tuple[RunDir, RunConfig, dict | None]:
-    """A new run directory, or the one being resumed with its saved config (flags given explicitly win)."""
-    if not config.resume:
-        run = RunDir.create(config.output_dir, recipe.name)
-        config = dataclasses.replace(config, run_dir=str(run.path))
-        run.config.write_text(config.to_json())
-        return run, config, None
-    path, checkpoint = find_resume_checkpoint(config.resume, config.output_dir, recipe.name)
-    run = RunDir(run_dir_of(path))
-    saved = checkpoint_config(path, checkpoint)
-    if saved.recipe != recipe.name:
-        raise UserError(f"{path} was trained by recipe {saved.recipe!r}, not {recipe.name!r}")
-    overrides = {name: getattr(config, name) for name in explicit if name not in ("recipe", "settings", "resume")}
-    if "settings" in explicit:
-        overrides["settings"] = {**saved.settings, **config.settings}
-    merged = dataclasses.replace(saved, **overrides, resume=str(path), run_dir=str(run.path))
-    run.check_writable()
-    run.config.write_text(merged.to_json())
-    log.info("resuming %s from %s", run.path, path.name)
-    return run, merged, checkpoint
 
 
 def train(
-    recipe: Recipe, config: RunConfig, explicit: Collection[str] = (), instrument: Callable | None = None
+    recipe: Recipe, plan: RunPlan, launch: LaunchConfig, dashboard: DashboardConfig, instrument: Callable | None = None
 ) -> dict[str, Any]:
-    """Train one recipe end to end and return its summary (also written to summary.json).
+    """Train ``plan`` end to end and return its summary (also summary.json).
 
-    Under torch.distributed every process calls this; rank 0 alone writes files, logs and plots.
+    ``instrument(trainer, run)``, if given, returns a context manager wrapped around the training loop.
     """
-    main = idist.get_rank() == 0
-    run, config, checkpoint = open_run(recipe, config, explicit) if main else (None, None, None)
-    if idist.get_world_size() > 1:  # the others learn the run directory and config from rank 0
-        run_path = idist.broadcast(str(run.path) if main else "", src=0, safe_mode=True)
-        config_json = idist.broadcast(config.to_json() if main else "", src=0, safe_mode=True)
-        run, config = run or RunDir(Path(run_path)), RunConfig.from_dict(json.loads(config_json), "rank 0")
-        if not main and config.resume:
-            checkpoint = load_checkpoint(Path(config.resume))
-    with log_to_file(run.log) if main else contextlib.nullcontext():
-        return _train(recipe, config, run, checkpoint, new_lr="lr" in explicit, instrument=instrument)
+    process = setup_process(plan.config, launch.device)  # 1
+    with log_to_file(plan.run.log) if process.main else contextlib.nullcontext():
+        parts, model = build_parts(recipe, plan.config, process)  # 2
+        loaders = make_loaders(parts, plan.config.per_process(process.world), process.device)  # 3
+        engines = build_engines(parts, model, process.device, process.amp)  # 4
+        live = open_dashboard(recipe, plan, dashboard) if process.main else None
+        std = attach_handlers(recipe, plan, launch, parts, engines, loaders, process, live)  # 5
+        resume_state(plan, std, loaders, process)  # 6
+        outcome = run_guarded(engines.trainer, loaders, plan, std, process, instrument)  # 7
+        test = test_best(parts, model, loaders, plan, std, process) if outcome.status in FINISHED else None  # 8
+        return finish(recipe, plan, engines.trainer, std, outcome, test, process, parts)  # 9
 
 
-def _train(
-    recipe: Recipe, config: RunConfig, run: RunDir, checkpoint: dict | None, new_lr: bool, instrument: Callable | None
-) -> dict[str, Any]:
-    """``instrument(trainer, run)``, if given, returns a context manager wrapped around the training loop."""
-    started = time.perf_counter()
-    main, world = idist.get_rank() == 0, idist.get_world_size()
-    device = idist.device() if world > 1 else resolve_device(config.device)
-    amp = amp_allowed(config.amp, device)
+FINISHED = ("completed", "early_stopped")
+
+
+# 1. The process and its device -------------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    """This process's place in the run: its device, the world size and rank, and whether AMP applies."""
+
+    device: torch.device
+    world: int
+    rank: int
+    amp: bool
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_process(config: TrainConfig, device: str) -> Process:
+    world = idist.get_world_size()
+    resolved = idist.device() if world > 1 else resolve_device(device)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
-    per_process = max(1, config.batch_size // world)  # --batch-size is the global batch
-    local = dataclasses.replace(config, batch_size=per_process)
+    return Process(resolved, world, idist.get_rank(), amp_allowed(config.amp, resolved))
+
+
+# 2. The recipe's parts ---------------------------------------------------------------------------
+
+
+def build_parts(recipe: Recipe, config: TrainConfig, process: Process) -> tuple[Parts, torch.nn.Module]:
+    """The recipe's parts as this process trains them: built from the seed with the per-process batch,
+    the model on the process's device, and the model to train with (wrapped in DDP across processes)."""
     manual_seed(config.seed)
-    parts: Parts = recipe.build(local, make_settings(recipe.settings, config.settings))
-    parts.model.to(device)
-    model = idist.auto_model(parts.model) if world > 1 else parts.model  # DDP across processes
-
-    eval_batch = max(1, (config.eval_batch_size or 2 * config.batch_size) // world)  # no gradients: room for more
-
-    def loader(data, batch: int, shuffle: bool):
-        return None if data is None else build_loader(data, batch, shuffle=shuffle, seed=config.seed, device=device)
-
-    train_loader = loader(parts.train, per_process, True)
-    val_loader, test_loader = loader(parts.val, eval_batch, False), loader(parts.test, eval_batch, False)
-    train_length = epoch_length(train_loader, config.limit_batches)
-    val_length = epoch_length(val_loader, config.limit_batches)
-
+    parts = recipe.build(config.per_process(process.world), make_settings(recipe.settings, config.settings))
+    parts.model.to(process.device)
     if parts.grad_clip:
         clip_gradients(parts.optimizer, parts.grad_clip)
-    trainer, train_metrics = build_trainer(parts, model, device, amp)
-    evaluator = build_evaluator(parts, model, device, amp)
-    score = handlers.score_function(parts.score, parts.score_mode)
-    handlers.attach_nan_guard(trainer)
-    if main:
-        handlers.attach_progress(trainer)
-    random_state = MidEpochState(train_metrics)
-
-    @trainer.on(Events.EPOCH_STARTED)
-    def reseed(engine: Engine) -> None:
-        # The data order and the random state of epoch E depend on (seed, E) only, so resumes replay exactly.
-        # A run resumed mid-epoch instead skips the batches it trained on and takes back its saved random state.
-        done_in_epoch = engine.state.iteration - (engine.state.epoch - 1) * (engine.state.epoch_length or 0)
-        set_epoch(train_loader, engine.state.epoch - 1, skip_batches=max(0, done_in_epoch))
-        if not random_state.apply_pending():
-            manual_seed(config.seed + engine.state.epoch)
-        epoch_lr[0] = parts.optimizer.param_groups[0]["lr"]
-
-    epoch_lr = [config.lr]  # the learning rate an epoch started with, as recorded in metrics.jsonl
-
-    dashboard = None
-    if config.visdom and main:
-        env = config.visdom_env or f"{recipe.name}_{run.path.name}"
-        dashboard = Dashboard(config.visdom_server, config.visdom_port, env)
-    plots = TrainingPlots(dashboard) if dashboard else None
-    publish = Publisher(run.path / "media", dashboard)
-
-    throughput = Throughput()
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, throughput.on_iteration)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, throughput.on_epoch)
-    if plots:
-        trainer.add_event_handler(
-            Events.ITERATION_COMPLETED, lambda e: plots.iteration(e.state.iteration, e.state.output["loss"])
-        )
-
-    @trainer.on(Events.EPOCH_COMPLETED)
-    def validate(_: Engine) -> None:
-        evaluator.run(val_loader, epoch_length=val_length)
-
-    to_save: dict[str, Any] = {
-        "model": parts.model,
-        "optimizer": parts.optimizer,
-        "trainer": trainer,
-        "mid_epoch": random_state,
-        "run_info": RunInfo(dataclasses.asdict(config)),
-    }
-    scheduler = handlers.attach_lr_schedule(
-        config.lr_schedule, trainer, evaluator, parts.optimizer, config.epochs, train_length or 1, score
-    )
-    if scheduler is not None:
-        to_save["lr_scheduler"] = scheduler
-    if config.patience:
-        to_save["early_stopping"] = handlers.attach_early_stopping(trainer, evaluator, config.patience, score)
-    best, last = handlers.attach_checkpointing(trainer, evaluator, to_save, run.checkpoints, score, parts.score)
-
-    elapsed_before = 0.0
-    if checkpoint is not None:
-        elapsed_before = restore(checkpoint, {**to_save, "best_checkpointer": best}, run if main else None, config)
-        if scheduler is not None and checkpoint.get("run_info", {}).get("epochs") != config.epochs:
-            handlers.stretch_schedule(scheduler, config.epochs, train_length or 1)
-        if new_lr:  # an --lr given with --resume replaces the saved optimizer's
-            for group in parts.optimizer.param_groups:
-                group["lr"] = config.lr
-
-    @trainer.on(Events.EPOCH_COMPLETED)
-    def record(engine: Engine) -> None:
-        if not main:
-            return
-        elapsed = elapsed_before + time.perf_counter() - started
-        lr = epoch_lr[0]
-        where = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, "elapsed": round(elapsed, 3)}
-        run.append_metrics({**where, "split": "train", "metrics": {**engine.state.metrics, "lr": lr}})
-        run.append_metrics({**where, "split": "val", "metrics": evaluator.state.metrics})
-        log.info(
-            "epoch %d/%d | train %s | val %s | lr %.3g | %.1fs",
-            engine.state.epoch,
-            engine.state.max_epochs,
-            _brief(engine.state.metrics),
-            _brief(evaluator.state.metrics),
-            lr,
-            elapsed,
-        )
-        if plots:
-            plots.epoch(engine.state.epoch, engine.state.metrics, evaluator.state.metrics, lr, throughput.last_rate)
-        if parts.on_epoch is not None:
-            parts.on_epoch(RunView(engine.state.epoch, parts.model, device, publish))
-        if time.perf_counter() - plotted[0] > PLOT_EVERY_S:
-            plot_curves({recipe.name: run.read_metrics()}, run.curves)
-            plotted[0] = time.perf_counter()
-
-    plotted = [time.perf_counter()]
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, last)
-    if config.checkpoint_every:
-        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=config.checkpoint_every), last)
-
-    if parts.on_start is not None and checkpoint is None and main:
-        parts.on_start(RunView(0, parts.model, device, publish))
-    status, message = "completed", ""
-    if main:
-        run.write_summary({"recipe": recipe.name, "status": "running", "run_dir": str(run.path)})
-    try:
-        with instrument(trainer, run) if instrument else contextlib.nullcontext():
-            if checkpoint is not None:
-                trainer.state.max_epochs = config.epochs  # raising --epochs on resume continues instead of restarting
-                trainer.run(train_loader)
-            else:
-                trainer.run(train_loader, max_epochs=config.epochs, epoch_length=train_length)
-    except KeyboardInterrupt:
-        last(trainer)
-        status = "interrupted"
-        message = (
-            f"interrupted at epoch {trainer.state.epoch}, iteration {trainer.state.iteration}; saved "
-            f"{last.last_checkpoint}. Resume with: ignite-lab run {recipe.name} --resume {run.path}"
-        )
-    except (OSError, RuntimeError) as exc:  # a full disk or a vanished directory while saving: keep what was written
-        cause = exc if isinstance(exc, OSError) else exc.__context__
-        if not isinstance(cause, OSError):
-            raise
-        kept = f"; the last complete checkpoint is {last.last_checkpoint}" if last.last_checkpoint else ""
-        status, message = "failed", f"cannot write to {run.path}: {cause.strerror or cause}{kept}"
-    output = trainer.state.output
-    if status == "completed" and isinstance(output, dict) and not math.isfinite(output.get("loss", 0.0)):
-        status = "failed"
-        kept = (
-            f"the last good checkpoint is {last.last_checkpoint}" if last.last_checkpoint else "no checkpoint was saved"
-        )
-        message = (
-            f"loss became {output['loss']} at epoch {trainer.state.epoch}, iteration {trainer.state.iteration}; {kept}"
-        )
-    elif status == "completed" and trainer.state.epoch < config.epochs:
-        status = "early_stopped"
-        message = (
-            f"no improvement in val {parts.score} for {config.patience} epochs; stopped at epoch {trainer.state.epoch}"
-        )
-
-    test_metrics = None
-    best_file = Path(best.last_checkpoint).name if best.last_checkpoint else None
-    last_file = Path(last.last_checkpoint).name if last.last_checkpoint else None
-    best_epoch = _epoch_of(best_file) if best_file else None
-    if status in ("completed", "early_stopped") and test_loader is not None:
-        idist.barrier()  # rank 0 has finished writing the best checkpoint
-        if best_file:  # the test set judges the model selected on validation
-            parts.model.load_state_dict(load_checkpoint(run.checkpoints / best_file)["model"])
-        tester = build_evaluator(parts, model, device, amp)
-        tester.run(test_loader, epoch_length=epoch_length(test_loader, config.limit_batches))
-        test_metrics = dict(tester.state.metrics)
-        if main:
-            run.append_metrics(
-                {
-                    "epoch": best_epoch,
-                    "iteration": trainer.state.iteration,
-                    "split": "test",
-                    "metrics": test_metrics,
-                    "elapsed": round(elapsed_before + time.perf_counter() - started, 3),
-                }
-            )
-
-    samples = idist.all_reduce(throughput.samples) if world > 1 else throughput.samples
-    summary = {
-        "recipe": recipe.name,
-        "status": status,
-        "message": message,
-        "run_dir": str(run.path),
-        "epochs_completed": trainer.state.epoch,
-        "iterations": trainer.state.iteration,
-        "best_epoch": best_epoch,
-        "best_checkpoint": best_file,
-        "last_checkpoint": last_file,
-        "test": test_metrics,
-        "wall_time_s": round(elapsed_before + time.perf_counter() - started, 2),
-        "samples_per_s": round(samples / throughput.seconds, 1) if throughput.seconds else None,
-        "device": str(device),
-        "processes": world,
-        "peak_rss_mb": peak_rss_mb(),
-    }
-    if main:
-        records = run.read_metrics()
-        plot_curves({recipe.name: records}, run.curves)
-        summary["best_val"] = _best_val(records, parts.score, parts.score_mode)
-        run.write_summary(summary)
-        if test_metrics is not None:
-            scalars = [(k, v) for k, v in test_metrics.items() if isinstance(v, (int, float))]
-            log.info("test metrics (best epoch %s):\n%s", best_epoch, format_table(["metric", "value"], scalars))
-        log.info("run directory: %s", run.path)
-    if status in ("failed", "interrupted"):
-        raise RunFailed(message)
-    if message:
-        log.info(message)
-    return summary
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM, because Linux carries ru_maxrss across exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    model = idist.auto_model(parts.model) if process.world > 1 else parts.model
+    return parts, model
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
@@ -369,118 +126,296 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
     optimizer.register_step_pre_hook(clip)
 
 
-class MidEpochState:
-    """What a run resumed mid-epoch needs besides model and optimizer: the random generators' state and the
-    training metrics accumulated so far in the epoch. Saved in every checkpoint, applied at the resumed
-    epoch's start (after Ignite has reset the metrics)."""
-
-    def __init__(self, metrics: dict[str, Any]) -> None:
-        self.metrics: dict[str, Any] = {}
-        for name, metric in metrics.items():
-            self._collect(name, metric)
-        self.pending: dict[str, Any] | None = None
-
-    def _collect(self, name: str, metric: Any) -> None:
-        """Metrics that hold state; derived ones (IoU of a ConfusionMatrix) contribute what they derive from."""
-        if isinstance(metric, MetricsLambda):
-            for i, arg in enumerate([*metric.args, *metric.kwargs.values()]):
-                if isinstance(arg, Metric) and all(arg is not m for m in self.metrics.values()):
-                    self._collect(f"{name}.{i}", arg)
-        elif getattr(type(metric), "_state_dict_all_req_keys", ()):
-            self.metrics[name] = metric
-
-    def state_dict(self) -> dict[str, Any]:
-        version, keys, gauss = random.getstate()
-        np_state = np.random.get_state()
-        return {
-            "torch": torch.get_rng_state(),
-            "python": [version, list(keys), gauss],
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-            "metrics": {name: dict(metric.state_dict()) for name, metric in self.metrics.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.pending = state
-
-    def apply_pending(self) -> bool:
-        """Restore the loaded state once (at the first epoch start after a resume mid-epoch)."""
-        state, self.pending = self.pending, None
-        if state is None:
-            return False
-        torch.set_rng_state(state["torch"])
-        version, keys, gauss = state["python"]
-        random.setstate((version, tuple(keys), gauss))
-        name, keys, *rest = state["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-        for metric_name, metric_state in state.get("metrics", {}).items():
-            if metric_name in self.metrics:
-                self.metrics[metric_name].load_state_dict(metric_state)
-        return True
+# 3. Loaders --------------------------------------------------------------------------------------
 
 
-class Throughput:
-    """Training samples per second, per epoch and overall (iteration time only, not evaluation)."""
-
-    def __init__(self) -> None:
-        self.samples = self.seconds = self.epoch_samples = 0
-        self.last_rate = 0.0
-
-    def on_iteration(self, engine: Engine) -> None:
-        self.epoch_samples += batch_size_of(engine.state.batch)
-
-    def on_epoch(self, engine: Engine) -> None:
-        seconds = engine.state.times["EPOCH_COMPLETED"] or 0.0
-        self.last_rate = self.epoch_samples / seconds if seconds else 0.0
-        self.samples += self.epoch_samples
-        self.seconds += seconds
-        self.epoch_samples = 0
+@dataclass
+class Loaders:
+    train: Iterable
+    val: Iterable
+    test: Iterable | None
+    train_length: int | None
+    val_length: int | None
+    test_length: int | None
 
     @property
-    def overall_rate(self) -> float | None:
-        return round(self.samples / self.seconds, 1) if self.seconds else None
+    def iterations_per_epoch(self) -> int:
+        return self.train_length or 1
 
 
-def restore(checkpoint: dict[str, Any], to_load: dict[str, Any], run: RunDir | None, config: RunConfig) -> float:
-    """Load every saved object; drop metrics.jsonl records newer than the checkpoint. Returns elapsed seconds."""
-    missing = [name for name in to_load if name not in checkpoint]
-    for name in missing:
-        log.warning("the checkpoint has no %s state; it starts fresh (flags differ from the original run?)", name)
-    try:
-        Checkpoint.load_objects({k: v for k, v in to_load.items() if k in checkpoint}, checkpoint)
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        raise UserError(
-            f"the checkpoint does not fit this recipe's model or settings: {str(exc).splitlines()[0]}"
-        ) from None
-    trainer: Engine = to_load["trainer"]
-    if trainer.state.iteration % max(1, trainer.state.epoch_length or 1) == 0:
-        to_load["mid_epoch"].pending = None  # at an epoch boundary the (seed, epoch) rule reseeds instead
-    done = trainer.state.epoch
-    if trainer.state.iteration % max(1, trainer.state.epoch_length or 1) == 0 and done >= config.epochs:
-        raise UserError(
-            f"{config.run_dir} already trained {done} epochs; pass --epochs larger than {done} to continue it"
+def make_loaders(parts: Parts, config: TrainConfig, device: torch.device) -> Loaders:
+    """Seeded, sharded, resumable loaders for the recipe's datasets (``config``: this process's batch sizes)."""
+
+    def loader(data: Iterable | None, batch: int, shuffle: bool) -> Iterable | None:
+        return None if data is None else build_loader(data, batch, shuffle=shuffle, seed=config.seed, device=device)
+
+    train = loader(parts.train, config.batch_size, True)
+    val = loader(parts.val, config.eval_batch_size, False)
+    test = loader(parts.test, config.eval_batch_size, False)
+    limit = config.limit_batches
+    return Loaders(train, val, test, epoch_length(train, limit), epoch_length(val, limit), epoch_length(test, limit))
+
+
+# 5. Handlers -------------------------------------------------------------------------------------
+
+
+def open_dashboard(recipe: Recipe, plan: RunPlan, dashboard: DashboardConfig) -> LivePlots | None:
+    if not dashboard.visdom:
+        return None
+    env = dashboard.visdom_env or f"{recipe.name}_{plan.run.path.name}"
+    return LivePlots(Dashboard(dashboard.visdom_server, dashboard.visdom_port, env))
+
+
+def attach_handlers(
+    recipe: Recipe,
+    plan: RunPlan,
+    launch: LaunchConfig,
+    parts: Parts,
+    engines: Engines,
+    loaders: Loaders,
+    process: Process,
+    live: LivePlots | None,
+) -> Standard:
+    """The standard handlers (handlers.py says in which order), then the recipe's own."""
+    config, trainer = plan.config, engines.trainer
+    mid_epoch = MidEpochState(config.seed, loaders.train, engines.train_metrics)
+    mid_epoch.attach(trainer)
+    to_save: dict[str, Any] = {"model": parts.model, "optimizer": parts.optimizer, "trainer": trainer}
+    to_save.update(mid_epoch=mid_epoch, run_info=RunInfo(dataclasses.asdict(config)))
+    if hasattr(engines.step, "state_dict"):  # a recipe's own step that carries state (a hidden state, say)
+        to_save["train_step"] = engines.step
+    wiring = Wiring(
+        engines,
+        parts.optimizer,
+        loaders.train,
+        loaders.val,
+        loaders.val_length,
+        loaders.iterations_per_epoch,
+        config.epochs,
+        parts.score,
+        parts.score_mode,
+        config.lr_schedule,
+        config.patience,
+        launch.checkpoint_every,
+        plan.run,
+        process.main,
+        live,
+    )
+    std = attach_standard_handlers(wiring, to_save, recipe.name)
+    if parts.handlers is not None:
+        publish = Publisher(plan.run.path / "media" if process.main else None, live.dash if live else None)
+        resumed = plan.checkpoint is not None
+        parts.handlers(RunView(trainer, engines.evaluator, parts.model, process.device, publish, resumed))
+    return std
+
+
+# 6. Restore --------------------------------------------------------------------------------------
+
+
+def resume_state(plan: RunPlan, std: Standard, loaders: Loaders, process: Process) -> None:
+    """Load a resumed run's checkpoint into every object; keep only the metrics records it had seen."""
+    if plan.checkpoint is None:
+        return
+    restore(
+        plan,
+        load_checkpoint(plan.checkpoint),
+        {**std.to_save, "best_checkpointer": std.best},
+        loaders.iterations_per_epoch,
+    )
+    state = std.to_save["trainer"].state
+    log.info(
+        "resuming %s from %s (epoch %d, iteration %d)",
+        plan.run.path,
+        plan.checkpoint.name,
+        state.epoch,
+        state.iteration,
+    )
+    if process.main:
+        std.recorder.elapsed_before = plan.run.keep_metrics_until(state.iteration)
+
+
+# 7. Run, guarded ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: str  # completed, early_stopped, failed, interrupted
+    message: str = ""
+
+
+def run_guarded(
+    trainer: Engine, loaders: Loaders, plan: RunPlan, std: Standard, process: Process, instrument: Callable | None
+) -> Outcome:
+    """Train to the planned epochs; return how the run ended instead of raising."""
+    if process.main:
+        event = "resumed" if plan.checkpoint else "started"
+        plan.run.write_summary(
+            {
+                "recipe": plan.config.recipe,
+                "status": "running",
+                "run_dir": str(plan.run.path),
+                "history": [*plan.run.history(), history_event(event, trainer)],
+            }
         )
-    if run is None:  # not rank 0: nothing to rewrite
-        return 0.0
-    kept = [
-        r for r in run.read_metrics() if r.get("iteration", 0) <= trainer.state.iteration and r.get("split") != "test"
-    ]
-    run.rewrite_metrics(kept)
-    return float(kept[-1]["elapsed"]) if kept else 0.0
+    graceful = process.world == 1 and threading.current_thread() is threading.main_thread()
+    put_back = std.interrupt.install() if graceful else (lambda: None)
+    try:
+        with instrument(trainer, plan.run) if instrument else contextlib.nullcontext():
+            if plan.checkpoint is None:
+                trainer.run(loaders.train, max_epochs=plan.config.epochs, epoch_length=loaders.train_length)
+            elif not trained_all(trainer, plan.config.epochs):  # (Ignite would restart a finished state from zero)
+                trainer.state.max_epochs = plan.config.epochs  # a raised --epochs continues
+                trainer.run(loaders.train)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one in another process
+        return Outcome("interrupted", interrupted_message(trainer, plan, std, saved=False))
+    except (OSError, RuntimeError) as exc:  # a full disk or a vanished directory while saving
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if not isinstance(cause, OSError):
+            raise
+        kept = f"; the last complete checkpoint is {std.last_file}" if std.last_file else ""
+        return Outcome("failed", f"cannot write to {plan.run.path}: {cause.strerror or cause}{kept}")
+    finally:
+        put_back()
+    return judge(trainer, plan, std)
 
 
-def _brief(metrics: dict[str, Any]) -> str:
-    return " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+def trained_all(trainer: Engine, epochs: int) -> bool:
+    length = trainer.state.epoch_length or 1
+    return trainer.state.iteration % length == 0 and trainer.state.iteration // length >= epochs
 
 
-def _epoch_of(filename: str) -> int | None:
-    parts = filename.split("_")
-    return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+def judge(trainer: Engine, plan: RunPlan, std: Standard) -> Outcome:
+    """How a run that returned normally ended: interrupted (Ctrl-C), failed (NaN), early stopped, completed."""
+    state, output = trainer.state, trainer.state.output
+    if std.interrupt.saved:
+        return Outcome("interrupted", interrupted_message(trainer, plan, std, saved=True))
+    if isinstance(output, dict) and not math.isfinite(output.get("loss", 0.0)):
+        kept = std.last_file
+        kept = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved"
+        return Outcome(
+            "failed", f"loss became {output['loss']} at epoch {state.epoch}, iteration {state.iteration}; {kept}"
+        )
+    if not trained_all(trainer, plan.config.epochs):
+        return Outcome(
+            "early_stopped",
+            f"no improvement in val {std.score_name} for {plan.config.patience} epochs; stopped at epoch {state.epoch}",
+        )
+    return Outcome("completed")
 
 
-def _best_val(records: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
+def interrupted_message(trainer: Engine, plan: RunPlan, std: Standard, saved: bool) -> str:
+    state, checkpoint = trainer.state, std.last_file
+    what = f"saved {checkpoint}" if saved else f"the last complete checkpoint is {checkpoint or 'none'}"
+    return (
+        f"interrupted at epoch {state.epoch}, iteration {state.iteration}; {what}. "
+        f"Resume with: ignite-lab run {plan.recipe_ref} --resume {plan.run.path}"
+    )
+
+
+# 8. Test the best checkpoint ---------------------------------------------------------------------
+
+
+def test_best(
+    parts: Parts, model: torch.nn.Module, loaders: Loaders, plan: RunPlan, std: Standard, process: Process
+) -> dict[str, Any] | None:
+    """The test split judges the model selected on validation: the best checkpoint's weights."""
+    if loaders.test is None:
+        return None
+    idist.barrier()  # rank 0 has finished writing the best checkpoint
+    if std.best_file:
+        parts.model.load_state_dict(load_checkpoint(std.best_file)["model"])
+    tester = build_evaluator(parts, model, process.device, process.amp)
+    tester.run(loaders.test, epoch_length=loaders.test_length)
+    metrics = dict(tester.state.metrics)
+    if process.main:
+        epoch = CheckpointName.parse(std.best_file).step if std.best_file else None
+        plan.run.append_metrics(
+            {
+                "epoch": epoch,
+                "iteration": std.to_save["trainer"].state.iteration,
+                "split": "test",
+                "metrics": metrics,
+                "elapsed": round(std.recorder.elapsed(), 3),
+            }
+        )
+    return metrics
+
+
+# 9. Summary --------------------------------------------------------------------------------------
+
+
+def finish(
+    recipe: Recipe,
+    plan: RunPlan,
+    trainer: Engine,
+    std: Standard,
+    outcome: Outcome,
+    test: dict | None,
+    process: Process,
+    parts: Parts,
+) -> dict[str, Any]:
+    """Write summary.json and curves.png, log the result; raise RunFailed for failed or interrupted runs."""
+    samples = idist.all_reduce(std.throughput.samples) if process.world > 1 else std.throughput.samples
+    best, last = (path.name if path else None for path in (std.best_file, std.last_file))
+    summary = {
+        "recipe": recipe.name,
+        "status": outcome.status,
+        "message": outcome.message,
+        "run_dir": str(plan.run.path),
+        "epochs_planned": plan.config.epochs,
+        "epochs_completed": trainer.state.epoch,
+        "iterations": trainer.state.iteration,
+        "best_epoch": CheckpointName.parse(best).step if best else None,
+        "best_checkpoint": best,
+        "last_checkpoint": last,
+        "test": test,
+        "wall_time_s": round(std.recorder.elapsed(), 2),
+        "samples_per_s": round(samples / std.throughput.seconds, 1) if std.throughput.seconds else None,
+        "device": str(process.device),
+        "processes": process.world,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if process.main:
+        records = plan.run.read_metrics()
+        plot_curves({recipe.name: records}, plan.run.curves)
+        summary["best_val"] = best_val(records, parts.score, parts.score_mode)
+        history = plan.run.history()
+        summary["history"] = [*history, history_event(outcome.status, trainer)]
+        plan.run.write_summary(summary)
+        if test is not None:
+            scalars = [(k, v) for k, v in test.items() if isinstance(v, (int, float))]
+            log.info(
+                "test metrics (best epoch %s):\n%s", summary["best_epoch"], format_table(["metric", "value"], scalars)
+            )
+        log.info("run directory: %s", plan.run.path)
+    if outcome.status in ("failed", "interrupted"):
+        if process.main:
+            log.error("%s", outcome.message)
+        raise RunFailed(outcome.message)
+    if outcome.message:
+        log.info(outcome.message)
+    return summary
+
+
+def history_event(event: str, trainer: Engine) -> dict[str, Any]:
+    return {"event": event, "epoch": trainer.state.epoch, "iteration": trainer.state.iteration, "time": now()}
+
+
+def best_val(records: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
     vals = [r for r in records if r["split"] == "val" and isinstance(r["metrics"].get(metric), (int, float))]
     if not vals:
         return None
     pick = max if mode == "max" else min
     best = pick(vals, key=lambda r: r["metrics"][metric])
     return {"epoch": best["epoch"], metric: best["metrics"][metric]}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, because Linux carries ru_maxrss across exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -18,10 +18,9 @@ from ignite.metrics import MeanAbsoluteError, MeanSquaredError
 from ignite.metrics.regression import R2Score
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, TensorData, UserError, holdout_split, recipe_main
+from ignite_lab import Parts, Recipe, TensorData, TrainConfig, UserError, holdout_split, recipe_main
+from ignite_lab.datasets import BUNDLED
 
-BUNDLED = Path(__file__).resolve().parent / "data" / "auto_mpg" / "auto-mpg.data"
-NUMERIC = ("cylinders", "displacement", "horsepower", "weight", "acceleration")
 YEAR_BOUNDARIES = torch.tensor([73, 76, 79])
 
 
@@ -75,8 +74,9 @@ class Regressor(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
-    path = Path(config.data_dir).expanduser() / "auto-mpg.data" if config.data_dir else BUNDLED
+def build(config: TrainConfig, s: Settings) -> Parts:
+    folder = Path(config.data_dir).expanduser() if config.data_dir else BUNDLED / "auto_mpg"
+    path = folder / "auto-mpg.data"
     raw, mpg, _ = read_auto_mpg(path)
     train_all, test = holdout_split(TensorData(raw, mpg), 0.2, config.seed)
     train, val = holdout_split(train_all, 0.1, config.seed)
@@ -100,7 +100,6 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="auto_mpg",
     summary="MLP 9-8-4-1 regression of fuel efficiency (MSE, MAE, R2).",
     dataset="UCI Auto MPG, 392 complete cars (bundled)",
     build=build,

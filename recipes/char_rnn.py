@@ -1,8 +1,10 @@
 """A character-level GRU language model that writes text ("Deep Learning with PyTorch", GRU language model).
 
-Character embedding, ``nn.GRU``, a linear head to the next character. Trained on random
-chunks of any text file (Tiny Shakespeare, bundled, by default); every epoch logs a sample,
-and ``ignite-lab generate char_rnn --checkpoint PATH --prime "ROMEO:"`` writes more.
+Character embedding, ``nn.GRU``, a linear head to the next character. Trained on random chunks of
+any text file (Tiny Shakespeare, bundled, by default) with truncated backpropagation through time:
+each chunk is cut into windows, the GRU state carried from one window to the next (the recipe's own
+training step, firing Ignite events per window). A sample is logged every few epochs, and
+``ignite-lab generate char_rnn --checkpoint PATH --prime "ROMEO:"`` writes more.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from ignite.engine import Engine, EventEnum, Events
 from ignite.metrics import Perplexity
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, TensorData, UserError, recipe_main
+from ignite_lab import Parts, Recipe, RunView, StepTools, TensorData, TrainConfig, UserError, recipe_main, step_output
+from ignite_lab.datasets import BUNDLED
 from ignite_lab.text import Vocab, read_lines, run_vocab
 
 log = logging.getLogger("ignite_lab.recipes.char_rnn")
-BUNDLED = Path(__file__).resolve().parent / "data" / "tinyshakespeare" / "input.txt"
 
 
 @dataclass
@@ -31,9 +34,11 @@ class Settings:
     hidden: int = field(default=256, metadata={"help": "GRU hidden units"})
     layers: int = field(default=2, metadata={"help": "GRU layers"})
     dropout: float = field(default=0.1, metadata={"help": "dropout between GRU layers"})
-    chunk: int = field(default=100, metadata={"help": "characters per training chunk"})
+    chunk: int = field(default=256, metadata={"help": "characters per training chunk"})
+    bptt: int = field(default=64, metadata={"help": "characters per backpropagation window within a chunk"})
     prime: str = field(default="ROMEO:", metadata={"help": "start of the sample logged each epoch"})
-    sample_length: int = field(default=200, metadata={"help": "characters in each epoch's sample"})
+    sample_length: int = field(default=200, metadata={"help": "characters in each sample"})
+    sample_every: int = field(default=1, metadata={"help": "log a sample every N epochs"})
 
 
 class CharGRU(nn.Module):
@@ -50,12 +55,45 @@ class CharGRU(nn.Module):
         return (logits, state) if with_state else logits
 
 
-def text_file(config: RunConfig, s: Settings) -> Path:
+class WindowEvents(EventEnum):
+    """Fired by the truncated-BPTT step around each window of a chunk (as Ignite's own TBPTT trainer does)."""
+
+    WINDOW_STARTED = "window_started"
+    WINDOW_COMPLETED = "window_completed"
+
+
+class TruncatedBPTT:
+    """The training step: a chunk is cut into windows of ``bptt`` characters, one optimizer step each; the GRU
+    state after a window starts the next (detached, so gradients stop at the window's edge)."""
+
+    def __init__(self, tools: StepTools, bptt: int) -> None:
+        self.tools, self.bptt = tools, bptt
+
+    def __call__(self, engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> dict:
+        tools = self.tools
+        tools.model.train()
+        x, y = tools.to_device(batch)
+        state, logits, total = None, [], 0.0
+        for xs, ys in zip(x.split(self.bptt, dim=1), y.split(self.bptt, dim=1), strict=True):
+            engine.fire_event(WindowEvents.WINDOW_STARTED)
+            tools.optimizer.zero_grad()
+            with tools.autocast():
+                out, state = tools.model(xs, state, with_state=True)
+                loss = tools.loss_fn(out, ys)
+            tools.backward_and_step(loss)
+            state = state.detach()
+            logits.append(out.detach())
+            total = total + loss.detach() * xs.shape[1]
+            engine.fire_event(WindowEvents.WINDOW_COMPLETED)
+        return step_output(torch.cat(logits, dim=2), y, total / x.shape[1])
+
+
+def text_file(config: TrainConfig, s: Settings) -> Path:
     if s.text:
         return Path(s.text).expanduser()
     if config.data_dir:
         return Path(config.data_dir).expanduser() / "input.txt"
-    return BUNDLED
+    return BUNDLED / "tinyshakespeare" / "input.txt"
 
 
 def chunks(ids: torch.Tensor, length: int) -> TensorData:
@@ -84,7 +122,7 @@ def sample(model: CharGRU, vocab: Vocab, prime: str, length: int, temperature: f
     return prime + vocab.decode(out)
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     path = text_file(config, s)
     if not path.is_file():
         raise UserError(f"text file {path} does not exist (set one with --set text=FILE)")
@@ -98,10 +136,13 @@ def build(config: RunConfig, s: Settings) -> Parts:
     def generate(prime: str, length: int, temperature: float, seed: int) -> str:
         return sample(model, vocab, prime, length, temperature, seed)
 
-    def log_sample(view) -> None:
-        text = generate(s.prime, s.sample_length, 0.8, config.seed + view.epoch)
-        log.info("sample after epoch %d:\n%s", view.epoch, text)
-        view.publish.text("sample", text, epoch=view.epoch)
+    def handlers(run: RunView) -> None:
+        @run.trainer.on(Events.EPOCH_COMPLETED(every=s.sample_every))
+        def log_sample(trainer: Engine) -> None:
+            epoch = trainer.state.epoch
+            text = generate(s.prime, s.sample_length, 0.8, config.seed + epoch)
+            log.info("sample after epoch %d:\n%s", epoch, text)
+            run.publish.text("sample", text, epoch=epoch)
 
     return Parts(
         model=model,
@@ -115,13 +156,14 @@ def build(config: RunConfig, s: Settings) -> Parts:
         score="perplexity",
         score_mode="min",
         grad_clip=5.0,
-        on_epoch=log_sample,
+        train_step=lambda tools: TruncatedBPTT(tools, s.bptt),
+        events=WindowEvents,
+        handlers=handlers,
         generate=generate,
     )
 
 
 RECIPE = Recipe(
-    name="char_rnn",
     summary="Character-level GRU language model that writes text; perplexity per character.",
     dataset="any text file (Tiny Shakespeare bundled)",
     build=build,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, recipe_main
+from ignite_lab import Parts, Recipe, TrainConfig, recipe_main
 from ignite_lab.datasets import cifar10_splits
 
 
@@ -40,7 +40,7 @@ class SimpleCNN(nn.Module):
         return self.fc3(x)
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     model = SimpleCNN()
     train, val, test = cifar10_splits(config.data_dir, config.seed, s.augment, s.val_size)
     return Parts(
@@ -55,7 +55,6 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="cifar10",
     summary="The book's SimpleCNN (conv 6-16, fc 120-84-10) on CIFAR-10.",
     dataset="CIFAR-10 (--data-dir: python batches or train/<class>/ image folders)",
     build=build,

@@ -10,7 +10,7 @@ import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, TensorData, holdout_split, recipe_main
+from ignite_lab import Parts, Recipe, TensorData, TrainConfig, holdout_split, recipe_main
 
 CLASSES = ("number", "fizz", "buzz", "fizzbuzz")
 DIGITS = 10
@@ -47,7 +47,7 @@ class FizBuzNet(nn.Module):
         return self.out(torch.sigmoid(self.hidden(x)))
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     model = FizBuzNet(s.hidden)
     train, val = holdout_split(dataset(101, 1023), 0.1, config.seed)
     return Parts(
@@ -62,7 +62,6 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="fizzbuzz",
     summary="FizzBuzz as 4-class classification of 10-bit binary numbers.",
     dataset="integers 101-1023 (train), 1-100 (test)",
     build=build,

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from ignite.engine import Events
 from ignite.metrics import ConfusionMatrix, IoU, mIoU
 from ignite.metrics.confusion_matrix import cmAccuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, TensorData, recipe_main
+from ignite_lab import Parts, Recipe, RunView, TensorData, TrainConfig, recipe_main
 from ignite_lab.augment import random_crop, random_flip
 from ignite_lab.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, load_camvid
 
@@ -32,7 +33,8 @@ class Settings:
     crop: int = field(
         default=256, metadata={"help": "square random crop while training (evaluation uses whole images)"}
     )
-    grid: int = field(default=3, metadata={"help": "validation images in the per-epoch prediction grid"})
+    grid: int = field(default=3, metadata={"help": "validation images in the prediction grid"})
+    grid_every: int = field(default=1, metadata={"help": "publish the prediction grid every N epochs"})
 
 
 class ConvBlock(nn.Sequential):
@@ -123,7 +125,7 @@ def prediction_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     return np.concatenate(rows, axis=0)
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     splits = {split: load_camvid(config.data_dir, split) for split in ("train", "val", "test")}
     data = {split: TensorData(normalize(images), masks) for split, (images, masks) in splits.items()}
 
@@ -138,6 +140,14 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
     model = LinkNet(len(CAMVID_CLASSES), s.width)
     shown = data["val"].tensors[0][: s.grid], data["val"].tensors[1][: s.grid]
+
+    def handlers(run: RunView) -> None:
+        @run.trainer.on(Events.EPOCH_COMPLETED(every=s.grid_every))
+        def publish_grid(trainer) -> None:
+            grid = prediction_grid(run.model, *shown, run.device)
+            epoch = trainer.state.epoch
+            run.publish.image("predictions", grid, epoch=epoch, title=f"image | prediction | truth (epoch {epoch})")
+
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
@@ -147,17 +157,11 @@ def build(config: RunConfig, s: Settings) -> Parts:
         test=data["test"],
         metrics=metrics,
         score="miou",
-        on_epoch=lambda view: view.publish.image(
-            "predictions",
-            prediction_grid(view.model, *shown, view.device),
-            epoch=view.epoch,
-            title=f"image | prediction | truth (epoch {view.epoch})",
-        ),
+        handlers=handlers,
     )
 
 
 RECIPE = Recipe(
-    name="linknet",
     summary="LinkNet encoder-decoder segmentation, 11 CamVid classes, mIoU.",
     dataset="CamVid, SegNet layout (--data-dir with train/ trainannot/ val/ ...)",
     build=build,

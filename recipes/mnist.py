@@ -11,8 +11,8 @@ import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, recipe_main
-from ignite_lab.datasets import mnist_splits
+from ignite_lab import Parts, Recipe, TrainConfig, recipe_main
+from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_splits
 
 
 @dataclass
@@ -45,9 +45,9 @@ class MnistCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     model = MnistCNN(s.channels, s.hidden, s.dropout)
-    train, val, test = mnist_splits(config.data_dir, config.seed)
+    train, val, test = mnist_splits(config.data_dir, config.seed, bundled=BUNDLED / "mnist_sample")
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
@@ -60,9 +60,8 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="mnist",
     summary="Small CNN (2 conv stages + MLP head) on MNIST digits.",
-    dataset="MNIST (bundled 12k sample; --data-dir for all 70k)",
+    dataset=MNIST_SOURCE,
     build=build,
     settings=Settings,
     epochs=3,

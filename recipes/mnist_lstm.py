@@ -1,26 +1,53 @@
 """MNIST read row by row by a one-layer LSTM of 100 units ("Deep Learning with PyTorch", recurrent chapter).
 
-The same row classifier as ``mnist_rnn``, with an ``nn.LSTM`` cell.
+Each 28x28 image is a sequence of 28 time steps of 28 pixels; the LSTM's last output is
+classified by a linear layer.
 """
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-from ignite_lab import Recipe, recipe_main
-from recipes.mnist_rnn import build
+import torch
+from ignite.metrics import Accuracy
+from torch import nn
+
+from ignite_lab import Parts, Recipe, TrainConfig, recipe_main
+from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_splits
 
 
 @dataclass
 class Settings:
-    cell: Literal["rnn", "lstm", "gru"] = field(default="lstm", metadata={"help": "recurrent layer type"})
     hidden: int = field(default=100, metadata={"help": "hidden units"})
-    layers: int = field(default=1, metadata={"help": "stacked recurrent layers"})
+    layers: int = field(default=1, metadata={"help": "stacked LSTM layers"})
+
+
+class RowLSTM(nn.Module):
+    def __init__(self, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size=28, hidden_size=hidden, num_layers=layers, batch_first=True)
+        self.fc = nn.Linear(hidden, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.lstm(images.squeeze(1))  # (batch, 28 rows as time steps, 28 pixels)
+        return self.fc(outputs[:, -1])
+
+
+def build(config: TrainConfig, s: Settings) -> Parts:
+    model = RowLSTM(s.hidden, s.layers)
+    train, val, test = mnist_splits(config.data_dir, config.seed, bundled=BUNDLED / "mnist_sample")
+    return Parts(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
+        loss_fn=nn.CrossEntropyLoss(),
+        train=train,
+        val=val,
+        test=test,
+        metrics=lambda: {"accuracy": Accuracy()},
+    )
 
 
 RECIPE = Recipe(
-    name="mnist_lstm",
     summary="MNIST rows as a sequence: 1-layer nn.LSTM (100 units), last step -> linear.",
-    dataset="MNIST (bundled 12k sample; --data-dir for all 70k)",
+    dataset=MNIST_SOURCE,
     build=build,
     settings=Settings,
     epochs=5,

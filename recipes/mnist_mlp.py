@@ -9,8 +9,8 @@ import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, recipe_main
-from ignite_lab.datasets import mnist_splits
+from ignite_lab import Parts, Recipe, TrainConfig, recipe_main
+from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_splits
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Settings:
     hidden2: int = field(default=16, metadata={"help": "units in the second hidden layer"})
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     model = nn.Sequential(
         nn.Flatten(),
         nn.Linear(28 * 28, s.hidden1),
@@ -28,7 +28,7 @@ def build(config: RunConfig, s: Settings) -> Parts:
         nn.ReLU(),
         nn.Linear(s.hidden2, 10),
     )
-    train, val, test = mnist_splits(config.data_dir, config.seed)
+    train, val, test = mnist_splits(config.data_dir, config.seed, bundled=BUNDLED / "mnist_sample")
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
@@ -41,9 +41,8 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="mnist_mlp",
     summary="MLP 784-32-16-10 on MNIST digits.",
-    dataset="MNIST (bundled 12k sample; --data-dir for all 70k)",
+    dataset=MNIST_SOURCE,
     build=build,
     settings=Settings,
     epochs=20,

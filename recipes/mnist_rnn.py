@@ -11,8 +11,8 @@ import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, recipe_main
-from ignite_lab.datasets import mnist_splits
+from ignite_lab import Parts, Recipe, TrainConfig, recipe_main
+from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_splits
 
 
 @dataclass
@@ -35,9 +35,9 @@ class RowClassifier(nn.Module):
         return self.fc(outputs[:, -1])
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     model = RowClassifier(s.cell, s.hidden, s.layers)
-    train, val, test = mnist_splits(config.data_dir, config.seed)
+    train, val, test = mnist_splits(config.data_dir, config.seed, bundled=BUNDLED / "mnist_sample")
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
@@ -51,9 +51,8 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="mnist_rnn",
     summary="MNIST rows as a sequence: 2-layer nn.RNN (100 units), last step -> linear.",
-    dataset="MNIST (bundled 12k sample; --data-dir for all 70k)",
+    dataset=MNIST_SOURCE,
     build=build,
     settings=Settings,
     epochs=5,

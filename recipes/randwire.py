@@ -18,10 +18,11 @@ from typing import Literal
 import networkx as nx
 import numpy as np
 import torch
+from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, UserError, recipe_main
+from ignite_lab import Parts, Recipe, RunView, TrainConfig, UserError, recipe_main
 from ignite_lab.datasets import cifar10_splits
 from ignite_lab.plots import figure_to_array
 
@@ -58,7 +59,7 @@ def predecessors(graph: nx.Graph) -> dict[int, list[int]]:
     return {n: sorted(u for u in graph.neighbors(n) if u < n) for n in sorted(graph.nodes)}
 
 
-def load_or_make_graphs(config: RunConfig, s: Settings) -> list[dict[int, list[int]]]:
+def load_or_make_graphs(config: TrainConfig, s: Settings) -> list[dict[int, list[int]]]:
     """The run's saved graphs when there are some (resume, eval), else new ones, saved for later."""
     wanted = {key: asdict(s)[key] for key in GRAPH_KEYS}
     path = Path(config.run_dir) / "graphs.json" if config.run_dir else None
@@ -188,15 +189,19 @@ def draw_architecture(graphs: list[dict[int, list[int]]], s: Settings) -> np.nda
     return figure_to_array(fig)
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     graphs = load_or_make_graphs(config, s)
     model = RandWireNN(graphs, s.channels, s.dropout)
     train, val, test = cifar10_splits(config.data_dir, config.seed, s.augment)
 
-    def draw(view) -> None:
+    def draw(run: RunView) -> None:
         for i, preds in enumerate(graphs):
-            view.publish.image(f"graph_stage{i + 1}", draw_stage(preds, f"stage {i + 1}"))
-        view.publish.image("architecture", draw_architecture(graphs, s))
+            run.publish.image(f"graph_stage{i + 1}", draw_stage(preds, f"stage {i + 1}"))
+        run.publish.image("architecture", draw_architecture(graphs, s))
+
+    def handlers(run: RunView) -> None:
+        if not run.resumed:  # the drawings of a resumed run are already there
+            run.trainer.add_event_handler(Events.STARTED, lambda _: draw(run))
 
     return Parts(
         model=model,
@@ -206,12 +211,11 @@ def build(config: RunConfig, s: Settings) -> Parts:
         val=val,
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
-        on_start=draw,
+        handlers=handlers,
     )
 
 
 RECIPE = Recipe(
-    name="randwire",
     summary="RandWireNN: random networkx graphs as conv stages (WS k=4 p=0.7 by default).",
     dataset="CIFAR-10 (--data-dir: python batches or train/<class>/ image folders)",
     build=build,

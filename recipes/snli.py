@@ -20,7 +20,8 @@ from ignite.metrics import Accuracy, ConfusionMatrix
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ignite_lab import Parts, Recipe, RunConfig, UserError, recipe_main
+from ignite_lab import Parts, Recipe, TrainConfig, UserError, recipe_main
+from ignite_lab.datasets import data_file
 from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, run_vocab
 
 log = logging.getLogger("ignite_lab.recipes.snli")
@@ -202,14 +203,11 @@ def make_encoder(s: Settings, embed: int) -> tuple[nn.Module, int]:
     return TorchRNN(s.encoder, embed, s.hidden, s.layers, s.bidirectional), s.hidden * (2 if s.bidirectional else 1)
 
 
-def split_file(data_dir: str | None, split: str) -> Path:
-    if not data_dir:
-        raise UserError("SNLI is not bundled: pass --data-dir DIR with snli_1.0_{train,dev,test}.jsonl")
-    return Path(data_dir).expanduser() / f"snli_1.0_{split}.jsonl"
-
-
-def build(config: RunConfig, s: Settings) -> Parts:
-    rows = {split: read_snli(split_file(config.data_dir, split))[0] for split in {s.train_split, "dev", "test"}}
+def build(config: TrainConfig, s: Settings) -> Parts:
+    rows = {
+        split: read_snli(data_file(config.data_dir, (f"snli_1.0_{split}.jsonl",), f"SNLI {split} split", "snli"))[0]
+        for split in {s.train_split, "dev", "test"}
+    }
     vocab = run_vocab(
         config,
         lambda: Vocab.build(
@@ -234,9 +232,9 @@ def build(config: RunConfig, s: Settings) -> Parts:
             batch[f"{side}_trans"], _ = pad([e[i][1] for e in examples], SKIP)
         return batch, torch.tensor([e[2] for e in examples])
 
-    def loader(split: str, shuffle: bool):
+    def loader(split: str, batch_size: int, shuffle: bool):
         lengths = [max(len(p[0]), len(h[0])) for p, h, _ in data[split]]
-        return bucket_loader(data[split], lengths, config.batch_size, shuffle, config.seed, collate)
+        return bucket_loader(data[split], lengths, batch_size, shuffle, config.seed, collate)
 
     if s.glove:
         embedding = load_glove(Path(s.glove), vocab, freeze=s.freeze)
@@ -248,15 +246,14 @@ def build(config: RunConfig, s: Settings) -> Parts:
         model=model,
         optimizer=torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr),
         loss_fn=nn.CrossEntropyLoss(),
-        train=loader(s.train_split, shuffle=True),
-        val=loader("dev", shuffle=False),
-        test=loader("test", shuffle=False),
+        train=loader(s.train_split, config.batch_size, shuffle=True),
+        val=loader("dev", config.eval_batch_size, shuffle=False),
+        test=loader("test", config.eval_batch_size, shuffle=False),
         metrics=lambda: {"accuracy": Accuracy(), "confusion": ConfusionMatrix(len(LABELS))},
     )
 
 
 RECIPE = Recipe(
-    name="snli",
     summary="SNLI sentence pairs: shared encoder (rnn|lstm|gru|spinn), [p,h,p-h,p*h] merger, 3 classes.",
     dataset="SNLI 1.0 jsonl (--data-dir with snli_1.0_{train,dev,test}.jsonl)",
     build=build,

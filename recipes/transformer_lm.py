@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import torch
 from ignite.metrics import Perplexity
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, UserError, recipe_main
+from ignite_lab import Parts, Recipe, TrainConfig, recipe_main
+from ignite_lab.datasets import data_file
 from ignite_lab.text import EOS, SPECIALS, Vocab, lm_windows, read_lines, run_vocab
 
 SPLIT_FILES = {split: (f"wiki.{split}.tokens", f"{split}.txt") for split in ("train", "valid", "test")}
@@ -34,20 +34,6 @@ class Settings:
     bptt: int = field(default=64, metadata={"help": "tokens per window"})
     clip: float = field(default=0.6, metadata={"help": "gradient norm clipping"})
     train_split: Literal["train", "valid"] = field(default="train", metadata={"help": "split to train on"})
-
-
-def split_file(data_dir: str | None, split: str) -> Path:
-    if not data_dir:
-        raise UserError(
-            "WikiText-2 is not bundled: pass --data-dir DIR with wiki.train.tokens (or train.txt) and friends"
-        )
-    root = Path(data_dir).expanduser()
-    for folder in (root, root / "wikitext-2"):
-        for name in SPLIT_FILES[split]:
-            if (folder / name).is_file():
-                return folder / name
-    names = " or ".join(SPLIT_FILES[split])
-    raise UserError(f"WikiText-2 {split} split not found: expected {root}/{names}")
 
 
 def tokens(lines: list[str]) -> list[str]:
@@ -87,8 +73,11 @@ class TransformerLM(nn.Module):
         return self.decoder(hidden).transpose(1, 2)
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
-    lines = {split: read_lines(split_file(config.data_dir, split)) for split in {s.train_split, "valid", "test"}}
+def build(config: TrainConfig, s: Settings) -> Parts:
+    lines = {
+        split: read_lines(data_file(config.data_dir, SPLIT_FILES[split], f"WikiText-2 {split} split", "wikitext-2"))
+        for split in {s.train_split, "valid", "test"}
+    }
     vocab = run_vocab(config, lambda: Vocab.build([" ".join(tokens(lines[s.train_split]))], specials=SPECIALS))
 
     def windows(split: str):
@@ -112,7 +101,6 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="transformer_lm",
     summary="Transformer encoder language model (causal mask), perplexity.",
     dataset="WikiText-2 (--data-dir with wiki.{train,valid,test}.tokens or {train,valid,test}.txt)",
     build=build,

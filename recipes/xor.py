@@ -10,7 +10,7 @@ import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunConfig, TensorData, recipe_main
+from ignite_lab import Parts, Recipe, TensorData, TrainConfig, recipe_main
 
 
 @dataclass
@@ -31,7 +31,7 @@ def binary_accuracy() -> Accuracy:
     return Accuracy(output_transform=lambda out: ((out["y_pred"].squeeze(1) > 0).long(), out["y"].long()))
 
 
-def build(config: RunConfig, s: Settings) -> Parts:
+def build(config: TrainConfig, s: Settings) -> Parts:
     model = nn.Sequential(
         nn.Linear(2, s.hidden),
         nn.ReLU(),
@@ -54,7 +54,6 @@ def build(config: RunConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
-    name="xor",
     summary="XOR of two uniform coordinates, an MLP with two hidden layers.",
     dataset="200 generated points (100 train / 100 validation)",
     build=build,

@@ -1,4 +1,4 @@
-"""Rebuild recipes/data/mnist_sample from the full MNIST .gz files.
+"""Rebuild ignite_lab/data/mnist_sample from the full MNIST .gz files.
 
 1,000 train and 200 test images per class, fixed seeds, byte-identical output.
 """
@@ -31,7 +31,7 @@ def sample(prefix, per_class, seed):
     )
     out_l = struct.pack(">II", 2049, len(chosen)) + bytes(labels[i] for i in chosen)
     for data, kind in ((out_i, "images-idx3-ubyte"), (out_l, "labels-idx1-ubyte")):
-        path = f"recipes/data/mnist_sample/{prefix}-{kind}.gz"
+        path = f"ignite_lab/data/mnist_sample/{prefix}-{kind}.gz"
         with open(path, "wb") as f:
             f.write(gzip.compress(data, compresslevel=9, mtime=0))
         print(path, hashlib.md5(open(path, "rb").read()).hexdigest())

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from ignite_lab.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
+RECIPE_FILES = Path(__file__).resolve().parent / "recipe_files"  # small recipes made for the tests
 
 
 def write_idx(path: Path, data: torch.Tensor, compress: bool = True) -> None:

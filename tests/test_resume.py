@@ -41,8 +41,23 @@ def test_resume_raising_epochs_matches_an_uninterrupted_run(run_cli, tiny_mnist,
 
 def test_resume_of_a_finished_run_says_how_to_continue(run_cli, tmp_path):
     assert run_cli("run", "xor", "--epochs", "2", "--output-dir", tmp_path).code == 0
-    result = run_cli("run", "xor", "--resume", "auto", "--output-dir", tmp_path)
+    run = only_run(tmp_path, "xor")
+    result = run_cli("run", "xor", "--resume", run, "--output-dir", tmp_path)  # an explicit path is strict
     assert result.code == 2 and "already trained 2 epochs" in result.output and "--epochs" in result.output
+
+
+def test_resume_auto_of_a_finished_run_is_done(run_cli, tmp_path):
+    """A re-queued job: the same command after the run completed says so and succeeds, training nothing."""
+    command = ["run", "xor", "--epochs", "2", "--resume", "auto", "--output-dir", tmp_path]
+    first = run_cli(*command)
+    assert first.code == 0 and "starting a new run" in first.output and "epoch 2/2" in first.output
+    again = run_cli(*command)
+    assert (
+        again.code == 0
+        and "already completed (2 epochs)" in again.output
+        and "epoch" not in again.output.split(")")[-1]
+    )
+    assert len(list((tmp_path / "xor").iterdir())) == 1
 
 
 def test_best_checkpoint_tracking_survives_resume(run_cli, tmp_path):

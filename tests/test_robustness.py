@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import resource
 import shutil
 import signal
@@ -14,43 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import free_port, only_run, read_jsonl, run_process
-
-SLOW_RECIPE = '''
-"""10 batches an epoch, a little slow, with dropout (random state) and shuffling (data order)."""
-import time
-import torch
-from torch import nn
-from ignite.metrics import Accuracy
-from ignite_lab import Parts, Recipe, TensorData, holdout_split
-
-class Slow(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
-
-    def forward(self, x):
-        time.sleep(0.03)
-        return self.net(x)
-
-def build(config, settings):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(100, 4, generator=g)
-    data = TensorData(x, (x[:, 0] > 0).long() + (x[:, 1] > 1).long())
-    model = Slow()
-    return Parts(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
-                 loss_fn=nn.CrossEntropyLoss(), train=data, val=data.subset(torch.arange(20)),
-                 metrics=lambda: {"accuracy": Accuracy()})
-
-RECIPE = Recipe(name="slow", summary="test", dataset="random", build=build, epochs=3, batch_size=10, lr=0.01)
-'''
+from conftest import RECIPE_FILES, free_port, only_run, read_jsonl, run_process
 
 
 @pytest.fixture
-def slow_recipe(tmp_path) -> Path:
-    path = tmp_path / "slow.py"
-    path.write_text(SLOW_RECIPE)
-    return path
+def slow_recipe() -> Path:
+    """10 batches an epoch, a little slow, with dropout (random state) and shuffling (data order)."""
+    return RECIPE_FILES / "slow.py"
 
 
 def lab(*args):
@@ -215,36 +186,10 @@ def test_distributed_resume_continues(tmp_path):
     assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2, 3]
 
 
-EXIT_PROBE_RECIPE = '''
-"""XOR points; at exit, each process notes whether its model (held by DDP with the process group) still lives."""
-import atexit
-import os
-import weakref
-
-import ignite.distributed as idist
-import torch
-from torch import nn
-from ignite.metrics import Accuracy
-from ignite_lab import Parts, Recipe, TensorData
-
-def build(config, settings):
-    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
-    data = TensorData(x, (x[:, 0] * x[:, 1] >= 0).long())
-    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
-    model_ref, note = weakref.ref(model), os.path.join(os.environ["EXIT_PROBE_DIR"], f"rank{idist.get_rank()}")
-    atexit.register(lambda: open(note, "w").write("alive" if model_ref() is not None else "freed"))
-    return Parts(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
-                 loss_fn=nn.CrossEntropyLoss(), train=data, val=data, metrics=lambda: {"accuracy": Accuracy()})
-
-RECIPE = Recipe(name="exit_probe", summary="test", dataset="random", build=build, epochs=1, batch_size=10, lr=0.01)
-'''
-
-
 def test_distributed_processes_free_the_model_before_exit(tmp_path, monkeypatch):
     """Left to interpreter exit, DDP's gloo process group is torn down mid-finalisation, and a run that
     succeeded can die with SIGABRT (it did, rarely, in CI); each worker frees it before returning."""
-    recipe = tmp_path / "exit_probe.py"
-    recipe.write_text(EXIT_PROBE_RECIPE)
+    recipe = RECIPE_FILES / "exit_probe.py"
     notes = tmp_path / "notes"
     notes.mkdir()
     monkeypatch.setenv("EXIT_PROBE_DIR", str(notes))
@@ -252,3 +197,91 @@ def test_distributed_processes_free_the_model_before_exit(tmp_path, monkeypatch)
     proc = run_process(*lab(*args))
     assert proc.returncode == 0, proc.stderr
     assert {p.name: p.read_text() for p in notes.iterdir()} == {"rank0": "freed", "rank1": "freed"}
+
+
+def test_ctrl_c_at_a_random_moment_then_resume_gives_bit_identical_weights(slow_recipe, tmp_path):
+    """The interrupt checkpoint is the state after the last whole batch, so nothing is skipped or trained twice."""
+    args = ["run", slow_recipe, "--deterministic", "--seed", "4", "--epochs", "3"]
+    assert run_process(*lab(*args, "--output-dir", tmp_path / "whole")).returncode == 0
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(lab(*args, "--output-dir", out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: list(out.glob("slow/*/checkpoints/last_checkpoint_*.pt")))  # epoch 1 is done
+    time.sleep(random.uniform(0.0, 0.4))  # somewhere in epoch 2 or its validation
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in stderr and "terminating due to exception" not in stderr, stderr
+    resume_command = next(line for line in stderr.splitlines() if "Resume with:" in line).split("Resume with: ")[1]
+    assert resume_command.startswith(f"ignite-lab run {slow_recipe} --resume ")  # the file, not an unknown name
+
+    resumed = run_process(*lab(*resume_command.split()[1:]))  # the printed command, as printed
+    assert resumed.returncode == 0, resumed.stderr
+    whole, again = final_weights(tmp_path / "whole", "slow"), final_weights(out, "slow")
+    for name in whole:
+        assert torch.equal(whole[name], again[name]), name
+    summary = json.loads((only_run(out, "slow") / "summary.json").read_text())
+    assert [h["event"] for h in summary["history"]] == ["started", "interrupted", "resumed", "completed"]
+    log = (only_run(out, "slow") / "train.log").read_text()
+    assert "interrupted at epoch" in log and "resuming" in log
+
+
+def test_a_requeued_job_converges_to_one_completed_run(slow_recipe, tmp_path):
+    """The same command line, killed and started again and again, ends in one completed run; then it is a no-op."""
+    command = lab("run", slow_recipe, "--resume", "auto", "--checkpoint-every", "4", "--output-dir", tmp_path)
+    for _ in range(2):  # killed twice, each time after a new checkpoint
+        before = set(tmp_path.glob("slow/*/checkpoints/last_checkpoint_*.pt"))
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda before=before: set(tmp_path.glob("slow/*/checkpoints/last_checkpoint_*.pt")) - before)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finished = run_process(*command)
+    assert finished.returncode == 0, finished.stderr
+    again = run_process(*command)
+    assert again.returncode == 0 and "already completed (3 epochs)" in again.stderr
+    run = only_run(tmp_path, "slow")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")][-1] == 3
+    assert [h["event"] for h in summary["history"]] == ["started", "resumed", "resumed", "completed"]
+
+
+USERS_MNIST = '''
+"""A user's own recipes/mnist.py (a copy with changes): each process notes that it runs this file."""
+import os
+import random
+
+import ignite.distributed as idist
+import torch
+from ignite.metrics import Accuracy
+from torch import nn
+
+from ignite_lab import Parts, Recipe, TensorData, recipe_main
+
+
+def build(config, settings):
+    open(os.path.join(os.environ["MARK_DIR"], f"rank{idist.get_rank()}"), "w").write("users mnist")
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
+    data = TensorData(x, (x[:, 0] > 0).long())
+    model = nn.Linear(2, 2)
+    return Parts(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=nn.CrossEntropyLoss(),
+                 train=data, val=data, metrics=lambda: {"accuracy": Accuracy()})
+
+
+RECIPE = Recipe(name="mnist", summary="mine", dataset="mine", build=build, epochs=1, batch_size=10, lr=0.1)
+
+if __name__ == "__main__":
+    recipe_main(RECIPE)
+'''
+
+
+def test_a_users_own_recipes_mnist_runs_in_every_process(tmp_path, monkeypatch):
+    """A file named like a built-in recipe, in a folder named recipes, is still the user's file in the workers."""
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "mnist.py").write_text(USERS_MNIST)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("MARK_DIR", str(marks))
+    args = ["--nproc-per-node", "2", "--master-port", free_port(), "--output-dir", tmp_path / "runs"]
+    proc = run_process(sys.executable, folder / "mnist.py", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in marks.iterdir()) == ["rank0", "rank1"]

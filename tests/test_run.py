@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import REPO, ignite_lab, only_run, read_jsonl, run_process
+import pytest
+import torch
+from conftest import RECIPE_FILES, REPO, ignite_lab, only_run, read_jsonl, run_process
 
 
 def test_mnist_run_writes_the_whole_run_directory(run_cli, tiny_mnist, tmp_path):
@@ -91,8 +95,7 @@ def test_lr_schedules_change_the_learning_rate(run_cli, tmp_path):
 
 
 def test_plateau_schedule_and_early_stopping(run_cli, tmp_path):
-    recipe = tmp_path / "frozen.py"
-    recipe.write_text(FROZEN_RECIPE)
+    recipe = RECIPE_FILES / "frozen.py"
     result = run_cli(
         "run", recipe, "--epochs", "10", "--patience", "2", "--lr-schedule", "plateau", "--output-dir", tmp_path
     )
@@ -103,8 +106,7 @@ def test_plateau_schedule_and_early_stopping(run_cli, tmp_path):
 
 
 def test_nan_loss_stops_names_the_iteration_and_keeps_the_good_checkpoint(run_cli, tmp_path):
-    recipe = tmp_path / "nan_at_7.py"
-    recipe.write_text(NAN_RECIPE)
+    recipe = RECIPE_FILES / "nan_at_7.py"
     result = run_cli("run", recipe, "--epochs", "5", "--output-dir", tmp_path)
     assert result.code == 1
     assert "loss became nan at epoch 2, iteration 7" in result.output
@@ -177,7 +179,8 @@ def test_copy_writes_a_recipe_that_runs_standalone(tmp_path, tiny_mnist):
     dest = tmp_path / "my_cnn.py"
     proc = ignite_lab("copy", "mnist", dest)
     assert proc.returncode == 0, proc.stderr
-    assert 'name="my_cnn"' in dest.read_text()
+    text = dest.read_text()
+    assert text.startswith("# Copied from ignite-lab's recipes/mnist.py: recipe 'my_cnn'") and "name=" not in text
     run = run_process(
         sys.executable,
         dest,
@@ -200,53 +203,81 @@ def test_copy_writes_a_recipe_that_runs_standalone(tmp_path, tiny_mnist):
     assert again.returncode != 0 and "exists" in again.stderr
 
 
-FROZEN_RECIPE = '''
-"""A model whose optimizer never changes it: validation cannot improve."""
-import torch
-from torch import nn
-from ignite.metrics import Accuracy
-from ignite_lab import Parts, Recipe, TensorData
-
-def build(config, settings):
-    model = nn.Linear(2, 2)
-    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
-    data = TensorData(x, (x[:, 0] > 0).long())
-    return Parts(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0), loss_fn=nn.CrossEntropyLoss(),
-                 train=data, val=data, metrics=lambda: {"accuracy": Accuracy()})
-
-RECIPE = Recipe(name="frozen", summary="test", dataset="none", build=build, epochs=1, batch_size=8, lr=0.1)
-'''
-
-NAN_RECIPE = '''
-"""Loss turns NaN at the 7th training iteration (4 batches per epoch, so in epoch 2)."""
-import torch
-from torch import nn
-from ignite.metrics import Accuracy
-from ignite_lab import Parts, Recipe, TensorData
-
-calls = {"n": 0}
-
-def loss_fn(y_pred, y):
-    loss = nn.functional.cross_entropy(y_pred, y)
-    if y_pred.requires_grad:  # count training steps only, not metric updates
-        calls["n"] += 1
-        if calls["n"] >= 7:
-            return loss * float("nan")
-    return loss
-
-def build(config, settings):
-    model = nn.Linear(2, 2)
-    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
-    data = TensorData(x, (x[:, 0] > 0).long())
-    return Parts(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=loss_fn,
-                 train=data, val=data, metrics=lambda: {"accuracy": Accuracy()})
-
-RECIPE = Recipe(name="nan_at_7", summary="test", dataset="none", build=build, epochs=1, batch_size=8, lr=0.1)
-'''
-
-
 def test_module_entry_point_of_a_recipe_with_postponed_annotations(tmp_path):
     """python -m recipes.NAME for a recipe using `from __future__ import annotations` (dataclass settings)."""
     proc = run_process(sys.executable, "-m", "recipes.auto_mpg", "--epochs", "1", "--output-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((only_run(tmp_path, "auto_mpg") / "summary.json").read_text())["status"] == "completed"
+
+
+def test_standard_handlers_run_in_their_written_order(run_cli, tmp_path):
+    """handlers.py: validation, then the LR step, then the metrics record, then the last checkpoint."""
+    assert run_cli("run", RECIPE_FILES / "order_probe.py", "--output-dir", tmp_path).code == 0
+    seen = read_jsonl(only_run(tmp_path, "order_probe") / "probe.jsonl")
+    for epoch in (1, 2, 3):
+        lr = 0.1 * 0.1 ** (epoch - 1)  # the step schedule: x0.1 after each of the 3 epochs
+        validated = next(s for s in seen if s["event"] == "validated" and s["epoch"] == epoch)
+        assert validated["recorded"] == [] and validated["lr"] == pytest.approx(lr)  # before record and LR step
+        saved = next(s for s in seen if s["event"] == "last saved" and s["epoch"] == epoch)
+        assert saved["recorded"] == ["train", "val"]  # the record came before the last checkpoint
+        assert saved["lr"] == pytest.approx(lr * 0.1)  # and the LR step before both
+    train_lrs = [r["metrics"]["lr"] for r in read_jsonl(only_run(tmp_path, "order_probe") / "metrics.jsonl")
+                 if r["split"] == "train"]  # fmt: skip
+    assert train_lrs == pytest.approx([0.1, 0.01, 0.001])  # each epoch is recorded with the LR it trained with
+
+
+def test_a_recipe_brings_its_own_step_events_and_handlers(tmp_path):
+    """char_rnn trains with its own truncated-BPTT step (firing its window events) and logs samples from its
+    own handler; checkpoints and resume work for it as for any recipe."""
+    from ignite.engine import Events
+
+    from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
+    from ignite_lab.registry import load_recipe
+    from ignite_lab.resume import settle
+    from ignite_lab.training import train
+    from recipes.char_rnn import WindowEvents
+
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be, that is the question.\n" * 60)
+    recipe = load_recipe("char_rnn")
+    settings = {"text": str(text), "chunk": 40, "bptt": 10, "hidden": 16, "embed": 8, "sample_length": 20}
+    counts = {"windows": 0, "iterations": 0}
+
+    def instrument(trainer, run):
+        trainer.add_event_handler(WindowEvents.WINDOW_COMPLETED, lambda _: counts.update(windows=counts["windows"] + 1))
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED, lambda _: counts.update(iterations=counts["iterations"] + 1)
+        )
+        return contextlib.nullcontext()
+
+    def run(out, epochs, resume=None):
+        config = TrainConfig(recipe="char_rnn", epochs=epochs, batch_size=8, lr=0.01, settings=settings)
+        launch = LaunchConfig(output_dir=str(out), resume=resume)
+        plan = settle(recipe, config, launch, {"epochs"}, "char_rnn")
+        return train(recipe, plan, launch, DashboardConfig(), instrument=instrument)
+
+    whole = run(tmp_path / "whole", 2)
+    assert counts["windows"] == 4 * counts["iterations"] > 0  # 40-character chunks in windows of 10
+    assert whole["status"] == "completed"
+    samples = (Path(whole["run_dir"]) / "media" / "sample.txt").read_text()
+    assert samples.count("--- epoch") == 2  # the recipe's own handler, every epoch
+    run(tmp_path / "halves", 1)
+    resumed = run(tmp_path / "halves", 2, resume="auto")
+    assert resumed["run_dir"] == str(only_run(tmp_path / "halves", "char_rnn"))
+    weights = [torch.load(Path(s["run_dir"]) / "checkpoints" / s["last_checkpoint"])["model"] for s in (whole, resumed)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_every_built_in_recipe_copies_to_a_file_that_loads_on_its_own(tmp_path):
+    from ignite_lab.registry import recipe_names
+
+    names = recipe_names()
+    for name in names:
+        assert ignite_lab("copy", name, tmp_path / f"my_{name}.py").returncode == 0
+    script = (
+        "import sys\nfrom ignite_lab.registry import load_recipe\n"
+        "for path in sys.argv[1:]:\n    r = load_recipe(path)\n    assert r.name == path.split('/')[-1][:-3], r.name\n"
+        "print(len(sys.argv) - 1)"
+    )
+    proc = run_process(sys.executable, "-c", script, *sorted(tmp_path.glob("my_*.py")), cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(len(names)), proc.stderr

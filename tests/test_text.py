@@ -349,13 +349,16 @@ def test_auto_mpg_bundled_and_malformed(run_cli, tmp_path):
     assert result.code == 0, result
     summary = json.loads((only_run(tmp_path, "auto_mpg") / "summary.json").read_text())
     assert {"mse", "mae", "r2"} <= set(summary["test"]) and summary["best_val"]["mse"] > 0
-    from recipes.auto_mpg import BUNDLED, read_auto_mpg
+    from ignite_lab.datasets import BUNDLED
+    from recipes.auto_mpg import read_auto_mpg
 
-    raw, mpg, dropped = read_auto_mpg(BUNDLED)
+    raw, mpg, dropped = read_auto_mpg(BUNDLED / "auto_mpg" / "auto-mpg.data")
     assert raw.shape == (392, 7) and dropped == 6
     bad = tmp_path / "mpg"
     bad.mkdir()
-    (bad / "auto-mpg.data").write_text(BUNDLED.read_text().splitlines()[0] + "\n18.0 8 307.0 130.0\n")
+    (bad / "auto-mpg.data").write_text(
+        (BUNDLED / "auto_mpg" / "auto-mpg.data").read_text().splitlines()[0] + "\n18.0 8 307.0 130.0\n"
+    )
     assert_clean_error(run_cli("run", "auto_mpg", "--data-dir", bad, "--output-dir", tmp_path), "auto-mpg.data, line 2")
 
 

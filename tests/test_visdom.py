@@ -12,7 +12,7 @@ import time
 
 import pytest
 import visdom
-from conftest import free_port, ignite_lab, only_run, read_jsonl
+from conftest import RECIPE_FILES, free_port, ignite_lab, only_run, read_jsonl
 
 from ignite_lab.visdom_server import ServerPaths, install_assets, missing_assets, start_server, stop_server
 
@@ -87,8 +87,7 @@ def test_plots_survive_a_server_restart(tmp_path):
 
 
 def test_recipe_pictures_and_text_reach_visdom_and_the_run_directory(server, tmp_path):
-    recipe = tmp_path / "drawing.py"
-    recipe.write_text(DRAWING_RECIPE)
+    recipe = RECIPE_FILES / "drawing.py"
     proc = ignite_lab(
         "run",
         recipe,
@@ -273,28 +272,3 @@ def test_compare_prints_a_table_and_writes_overlaid_curves(run_cli, tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
     bad = run_cli("compare", tmp_path)
     assert bad.code == 2 and "not a run directory" in bad.output
-
-
-DRAWING_RECIPE = '''
-"""A recipe that publishes a picture and a text sample every epoch."""
-import numpy as np
-import torch
-from torch import nn
-from ignite.metrics import Accuracy
-from ignite_lab import Parts, Recipe, TensorData
-
-def on_epoch(view):
-    grid = np.zeros((32, 64, 3), dtype=np.uint8)
-    grid[:, : 8 * view.epoch] = (255, 128, 0)
-    view.publish.image("grid", grid, epoch=view.epoch)
-    view.publish.text("sample", f"epoch {view.epoch} says hello", epoch=view.epoch)
-
-def build(config, settings):
-    model = nn.Linear(2, 2)
-    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
-    data = TensorData(x, (x[:, 0] > 0).long())
-    return Parts(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=nn.CrossEntropyLoss(),
-                 train=data, val=data, metrics=lambda: {"accuracy": Accuracy()}, on_epoch=on_epoch)
-
-RECIPE = Recipe(name="drawing", summary="test", dataset="none", build=build, epochs=1, batch_size=8, lr=0.1)
-'''

@@ -39,14 +39,15 @@ def test_sequence_recipes_read_rows_and_learn(run_cli, tiny_mnist, tmp_path, rec
 
 
 def test_recurrent_models_are_the_textbook_shapes():
-    from recipes.mnist_lstm import RECIPE as LSTM
+    from recipes.mnist_lstm import RowLSTM
     from recipes.mnist_rnn import RowClassifier
 
     rnn = RowClassifier("rnn", 100, 2)
     assert isinstance(rnn.rnn, torch.nn.RNN) and rnn.rnn.num_layers == 2 and rnn.rnn.hidden_size == 100
     assert rnn.rnn.batch_first and rnn(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
-    defaults = LSTM.settings()
-    assert (defaults.cell, defaults.hidden, defaults.layers) == ("lstm", 100, 1)
+    lstm = RowLSTM(100, 1)
+    assert isinstance(lstm.lstm, torch.nn.LSTM) and lstm.lstm.num_layers == 1 and lstm.lstm.hidden_size == 100
+    assert lstm(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
 
 
 @pytest.mark.parametrize("augment", ["false", "true"])
