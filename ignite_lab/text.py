@@ -85,16 +85,15 @@ class Vocab:
         return len(self.itos)
 
     def tokenize(self, text: str) -> list[str]:
+        """The tokens this vocabulary would look up in ``text`` (normalised, split)."""
         return [token for token, _ in self.tokenizer.pre_tokenizer.pre_tokenize_str(self.normalize(text))]
 
     def normalize(self, text: str) -> str:
         return self.tokenizer.normalizer.normalize_str(text) if self.tokenizer.normalizer else text
 
     def encode(self, text: str) -> list[int]:
+        """Raw text -> token ids (unknown tokens -> ``<unk>``)."""
         return self.tokenizer.encode(text).ids
-
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch(texts)]
 
     def lookup(self, tokens: Iterable[str]) -> list[int]:
         """Already-split tokens to indices (unknown -> ``<unk>``)."""
@@ -105,10 +104,12 @@ class Vocab:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
+        """Token ids -> text (characters joined, or words joined by spaces)."""
         tokens = [self.itos[i] for i in ids]
         return "".join(tokens) if self.level == "char" else " ".join(tokens)
 
     def save(self, path: Path) -> None:
+        """The tokenizer and level as one JSON file (``run_vocab`` does this for a run)."""
         path.write_text(json.dumps({"level": self.level, "tokenizer": json.loads(self.tokenizer.to_str())}))
 
     @classmethod
@@ -121,7 +122,12 @@ class Vocab:
 
 
 def run_vocab(config: Any, build: Callable[[], Vocab], name: str = "vocab.json") -> Vocab:
-    """The run's vocabulary: loaded from the run directory (resume, eval, generate) or built and saved there."""
+    """The run's vocabulary: built once by ``build()`` and saved in the run directory, then loaded from there.
+
+    Use it in a recipe's ``build`` (``vocab = run_vocab(config, lambda: Vocab.build(texts))``): a resumed
+    run, ``eval``, ``predict`` and ``generate`` then get the very vocabulary the model was trained with,
+    even if the data or the tokenizer settings changed since.
+    """
     path = Path(config.run_dir) / name if config.run_dir else None
     if path is not None and path.is_file():
         return Vocab.load(path)
@@ -131,12 +137,12 @@ def run_vocab(config: Any, build: Callable[[], Vocab], name: str = "vocab.json")
     return vocab
 
 
-def read_lines(path: Path) -> list[str]:
-    """A UTF-8 text file's lines; an unreadable or empty file is a clear error naming it."""
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """A text file's lines (``encoding``: e.g. "iso-8859-1" for TREC); an unreadable or empty file is a clear error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding=encoding)
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+        raise UserError(f"{path} is not {encoding} text (byte {exc.start}); pass the file's encoding") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     if not text.strip():
@@ -222,7 +228,11 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 def pad(sequences: Sequence[Sequence[int]], pad_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, longest) padded ids and (B,) lengths, for packed RNNs."""
+    """Token id lists -> (B, longest) ids padded with ``pad_index``, and (B,) lengths.
+
+    The lengths are what ``torch.nn.utils.rnn.pack_padded_sequence`` needs, so an RNN skips the padding.
+    Use it in a loader's collate function: ``ids, lengths = pad([e.ids for e in examples], vocab.pad_index)``.
+    """
     lengths = torch.tensor([len(s) for s in sequences])
     out = torch.full((len(sequences), int(lengths.max()) if len(sequences) else 0), pad_index, dtype=torch.long)
     for i, seq in enumerate(sequences):
@@ -231,8 +241,17 @@ def pad(sequences: Sequence[Sequence[int]], pad_index: int) -> tuple[torch.Tenso
 
 
 def bucket_loader(
-    dataset: Dataset, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int, collate: Callable
+    dataset: Dataset | Sequence, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int, collate: Callable
 ) -> DataLoader:
+    """A DataLoader of length-bucketed batches (torchtext's BucketIterator) for a recipe's ``Parts``.
+
+    ``dataset`` is any indexable collection of examples (a list will do), ``lengths[i]`` the length of
+    example ``i``, ``collate(examples)`` makes a batch (usually with ``pad``). Examples of similar
+    length share a batch, so little padding is computed. The order depends on (seed, epoch) only, each
+    process of a distributed run takes its share, and a run resumed mid-epoch skips the batches it
+    already trained on: the toolkit drives all of that, so pass ``config.batch_size`` for training and
+    ``config.eval_batch_size`` for validation and test.
+    """
     batches = ResumableBatches(BucketBatchSampler(lengths, batch_size, shuffle, seed))
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, generator=private_generator(seed))
 

@@ -26,7 +26,6 @@ from ignite_lab.errors import UserError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8097
 MATHJAX = "js/mathjax/2.7.5/"
 # (npm package, file inside the package, destination under visdom's static/)
 NPM_ASSETS: list[tuple[str, str, str]] = [
