@@ -9,7 +9,7 @@ RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcar
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench lint list install visdom visdom-stop browser clean $(RECIPES)
+.PHONY: run test bench reproduce lint list install visdom visdom-stop browser clean $(RECIPES)
 
 run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 	$(BIN)/python -m recipes.mnist $(ARGS)
@@ -20,7 +20,11 @@ test: $(STAMP) $(VENV)/.visdom-assets browser  ## the whole test suite
 bench: $(STAMP)  ## rewrite BENCHMARKS.md (needs the real datasets in ../shared/data; about 10 minutes)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
-visdom: $(VENV)/.visdom-assets  ## a local Visdom server for --visdom (stop: make visdom-stop)
+reproduce: $(STAMP)  ## every recipe and preset on the real data in ../shared/data -> REPRODUCE.md (hours)
+	$(BIN)/ignite-lab reproduce all --preset all --data-root ../shared/data $(ARGS)
+
+visdom: $(VENV)/.visdom-assets
+  ## a local Visdom server for --visdom (stop: make visdom-stop)
 	$(BIN)/ignite-lab visdom start $(ARGS)
 
 visdom-stop: $(STAMP)

@@ -1,6 +1,6 @@
 """ignite-lab: the classic PyTorch models as recipes, trained by one set of PyTorch Ignite engines and handlers.
 
-What a recipe imports from here: ``Recipe`` and ``Parts`` (what to train), ``TrainConfig`` (what
+What a recipe imports from here: ``Recipe``, ``Parts`` and ``Preset`` (what to train), ``TrainConfig`` (what
 ``build`` receives), ``TensorData``/``holdout_split`` (in-memory data), ``RunView``/``StepTools``/
 ``step_output`` (a recipe's own handlers and training step), ``UserError`` (a clear message for bad
 input) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
@@ -9,10 +9,11 @@ input) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
 from ignite_lab.config import TrainConfig
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import TensorData, holdout_split
-from ignite_lab.recipe import Parts, Recipe, RunView, StepTools, step_output
+from ignite_lab.recipe import Parts, Preset, Recipe, RunView, StepTools, step_output
 
 __all__ = [
     "Parts",
+    "Preset",
     "Recipe",
     "RunView",
     "StepTools",

@@ -20,7 +20,7 @@ from ignite_lab.config import VISDOM_PORT, DashboardConfig, LaunchConfig, TrainC
 from ignite_lab.errors import RunFailed, UserError
 from ignite_lab.flags import options
 from ignite_lab.logs import setup_logging
-from ignite_lab.recipe import Recipe
+from ignite_lab.recipe import Preset, Recipe
 from ignite_lab.registry import file_ref, load_recipe, recipe_module, recipe_names
 from ignite_lab.settings import describe_settings, parse_settings
 from ignite_lab.tables import format_table
@@ -55,11 +55,17 @@ class LabGroup(Reported, click.Group):
 
 def _settings_epilog(recipe: Recipe) -> str:
     rows = describe_settings(recipe.settings)
-    if not rows:
-        return "This recipe has no settings of its own."
-    lines = ["\b", "Recipe settings (--set KEY=VALUE):"]
+    lines = ["\b", "Recipe settings (--set KEY=VALUE):"] if rows else ["\b", "This recipe has no settings of its own."]
     lines += [f"  {name:<14} {kind:<10} default {default:<8} {help_}" for name, kind, default, help_ in rows]
+    for name, preset in recipe.presets.items():
+        lines += ["", f"Preset {name} (--preset {name}): {preset.source}", f"  {describe_preset(preset)}"]
     return "\n".join(lines)
+
+
+def describe_preset(preset: Preset) -> str:
+    """A preset's flags and settings as command-line text."""
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in preset.flags.items()]
+    return " ".join(flags + [f"--set {k}={v}" for k, v in preset.settings.items()]) or "(the defaults)"
 
 
 def recipe_defaults(recipe: Recipe) -> dict:
@@ -83,17 +89,33 @@ def run_options(recipe: Recipe) -> list[click.Option]:
 
 
 def parse_request(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
-    """Parsed flags -> a launch Request; ``given`` names the training fields the user typed."""
+    """Parsed flags -> a launch Request; ``given`` names the training fields the user typed (a preset's count too).
+
+    Precedence: the recipe's defaults, then the preset's flags and settings, then what was typed.
+    """
     from ignite_lab.launch import Request
 
-    typed = {
-        k for k in values if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    }
-    settings = parse_settings(recipe.settings, values.pop("set"))
+    sources = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    typed = {k for k in values if ctx.get_parameter_source(k) in sources}
+    preset = preset_of(recipe, values["preset"])
+    for key, value in preset.flags.items():
+        if key not in typed:
+            values[key] = value
+            typed.add(key)
+    settings = {**preset.settings, **parse_settings(recipe.settings, values.pop("set"))}
     train, launch, dashboard = split_fields(values)
     given = {k for k in typed if k in train} | ({"settings"} if settings else set())
     config = TrainConfig(recipe=recipe.name, settings=settings, **train)
     return Request(ref, config, given, LaunchConfig(**launch), DashboardConfig(**dashboard))
+
+
+def preset_of(recipe: Recipe, name: str) -> Preset:
+    if name == "default":
+        return Preset(source="the recipe's defaults")
+    if name not in recipe.presets:
+        known = ", ".join(["default", *recipe.presets])
+        raise UserError(f"--preset {name}: {recipe.name} has the presets {known}")
+    return recipe.presets[name]
 
 
 def run_command(recipe: Recipe, ref: str, name: str | None = None) -> click.Command:
@@ -145,8 +167,12 @@ cli.add_command(RecipeGroup("run", help="Train a recipe: ignite-lab run NAME [FL
 @cli.command("list")
 def list_recipes() -> None:
     """List the recipes."""
-    rows = [(r.name, r.summary, r.dataset, r.epochs) for r in (load_recipe(n) for n in recipe_names())]
-    click.echo(format_table(["name", "what", "dataset", "epochs"], rows))
+    rows = []
+    for recipe in (load_recipe(n) for n in recipe_names()):
+        rows.append(
+            (recipe.name, recipe.summary, recipe.dataset, recipe.epochs, " ".join(["default", *recipe.presets]))
+        )
+    click.echo(format_table(["name", "what", "dataset", "epochs", "presets"], rows))
 
 
 @cli.command("eval")
@@ -201,6 +227,25 @@ def profile_command(name: str, iterations: int, flags: tuple[str, ...]) -> None:
     command = run_command(recipe, ref)
     ctx = command.make_context(f"profile {name}", [*flags, "--epochs", "1", "--limit-batches", str(iterations)])
     profile_recipe(recipe, parse_request(recipe, ref, dict(ctx.params), ctx))
+
+
+@cli.command("reproduce")
+@click.argument("name")
+@click.option("--preset", default="all", show_default=True, help="A preset name, default, or all of them.")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Datasets by their usual names.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/reproduce"))
+@click.option("--table", type=click.Path(dir_okay=False, path_type=Path), default=Path("REPRODUCE.md"))
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per row (default: 1, or 3-5 for cheap recipes).")
+def reproduce_command(
+    name: str, preset: str, data_root: Path | None, output_dir: Path, table: Path, seeds: int | None
+) -> None:
+    """Run recipe NAME (or all) on its real data by preset and update the REPRODUCE.md table."""
+    from ignite_lab.reproduce import reproduce
+
+    names = recipe_names() if name == "all" else [load_recipe(name).name]
+    reproduce(names, preset, data_root, output_dir, table, seeds)
+
+    click.echo(f"table: {table}")
 
 
 @cli.command("copy")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ignite_lab.errors import UserError
 
-LR_SCHEDULES = ("none", "step", "cosine", "plateau")
+LR_SCHEDULES = ("none", "step", "cosine", "plateau", "exponential")
 VISDOM_PORT = 8097
 
 
@@ -53,7 +53,15 @@ class TrainConfig:
     seed: int = flag(0, "The same seed gives the same run on CPU.")
     data_dir: str | None = flag(None, "Dataset folder (downloaded there when missing and online).", path=True)
     lr_schedule: str = flag(
-        "none", "step: x0.1 at each third of the epochs; cosine: to 0; plateau.", choices=LR_SCHEDULES
+        "none",
+        "step: x(lr-gamma) at each third of the epochs; cosine: to 0; plateau: x0.1 after 2 flat epochs; "
+        "exponential: x(lr-gamma) after every epoch.",
+        choices=LR_SCHEDULES,
+    )
+    lr_gamma: float = flag(0.1, "The factor of the step and exponential schedules.", min=0, min_open=True)
+    preset: str = flag("default", "A named configuration of the recipe (listed below), e.g. book.")
+    test_checkpoint: str = flag(
+        "best", "Which weights the test split judges: best (by validation) or last.", choices=("best", "last")
     )
     patience: int | None = flag(None, "Early stopping after this many epochs without improvement.", min=1)
     amp: bool = flag(False, "Mixed precision (CUDA only).")

@@ -141,7 +141,10 @@ def _escape(text: str) -> str:
 
 
 class Publisher:
-    """The one call recipes use for pictures and text: saved under RUN_DIR/media/ and sent to Visdom when on."""
+    """The one call recipes use for pictures and text: saved under RUN_DIR/media/ and sent to Visdom when on.
+
+    Without a ``media_dir`` (processes other than rank 0) it does nothing.
+    """
 
     def __init__(self, media_dir, dashboard: Dashboard | None) -> None:
         self.media_dir = media_dir
@@ -151,6 +154,8 @@ class Publisher:
         """An RGB (H, W, 3) uint8 image, e.g. a prediction grid or an architecture drawing."""
         import matplotlib.image
 
+        if self.media_dir is None:
+            return
         self.media_dir.mkdir(exist_ok=True)
         suffix = f"_epoch{epoch}" if epoch is not None else ""
         matplotlib.image.imsave(self.media_dir / f"{name}{suffix}.png", np.asarray(image))
@@ -159,6 +164,8 @@ class Publisher:
 
     def text(self, name: str, text: str, epoch: int | None = None, title: str | None = None) -> None:
         """A text sample, e.g. generated characters; appended to RUN_DIR/media/NAME.txt."""
+        if self.media_dir is None:
+            return
         self.media_dir.mkdir(exist_ok=True)
         with open(self.media_dir / f"{name}.txt", "a") as f:
             f.write(f"--- epoch {epoch}\n{text}\n" if epoch is not None else f"{text}\n")

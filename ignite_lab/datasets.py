@@ -299,25 +299,38 @@ def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.T
     return stack_images(images, image_dir), torch.stack(masks)
 
 
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the books' Normalize((0.5,) * 3, (0.5,) * 3): pixels to [-1, 1]
+
+
+class Normalize:
+    """uint8 image batches -> normalized float, per batch (images stay uint8 in memory: 4x smaller)."""
+
+    def __init__(self, mean_std: tuple[tuple[float, ...], tuple[float, ...]] = HALF, augment: bool = False) -> None:
+        self.mean = torch.tensor(mean_std[0]).view(1, -1, 1, 1)
+        self.std = torch.tensor(mean_std[1]).view(1, -1, 1, 1)
+        self.augment = augment
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = (images.float().div(255) - self.mean) / self.std
+        if self.augment:  # flips and 4-pixel-padded crops (zero padding after normalization, as torchvision's)
+            images, _ = random_flip(images)
+            images, _ = random_crop(images, tuple(images.shape[-2:]), padding=4)
+        return images, labels
+
+
 def cifar10_splits(
-    data_dir: str | None, seed: int, augment: bool = False, val_size: int = 5000
+    data_dir: str | None, seed: int, augment: bool = False, val_size: int = 5000, mean_std=HALF
 ) -> tuple[TensorData, TensorData, TensorData]:
-    """CIFAR-10 normalized to [-1, 1] (the books' Normalize((0.5,)*3, (0.5,)*3)), decoded once:
-    train (with batch flips and padded crops if ``augment``), a seeded validation holdout, and test."""
-
-    def normalized(images: torch.Tensor) -> torch.Tensor:
-        return images.float().div(255).sub(0.5).div(0.5)
-
+    """CIFAR-10 decoded once into uint8 tensors: train (with batch flips and padded crops if ``augment``), a
+    seeded validation holdout of ``val_size`` (0: validate on the training images) and test; every batch is
+    normalized with ``mean_std`` as it is drawn."""
     images, labels = load_cifar10(data_dir, "train")
-    train, val = holdout_split(
-        TensorData(normalized(images), labels), min(val_size, len(labels) - 1) / len(labels), seed
-    )
-    test_images, test_labels = load_cifar10(data_dir, "test")
-    test = TensorData(normalized(test_images), test_labels)
-    return (train.with_transform(_flip_and_crop) if augment else train), val, test
-
-
-def _flip_and_crop(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    images, _ = random_flip(images)
-    images, _ = random_crop(images, tuple(images.shape[-2:]), padding=4)
-    return images, labels
+    data = TensorData(images, labels)
+    if val_size:
+        train, val = holdout_split(data, min(val_size, len(labels) - 1) / len(labels), seed)
+    else:
+        train, val = data, data
+    test = TensorData(*load_cifar10(data_dir, "test"))
+    plain = Normalize(mean_std)
+    train = train.with_transform(Normalize(mean_std, augment) if augment else plain)
+    return train, val.with_transform(plain), test.with_transform(plain)

@@ -6,7 +6,7 @@ event in the order they were attached, and at the end of an epoch that order dec
 1. throughput: the epoch's training time, before validation adds to it;
 2. validation: the evaluator runs; on its COMPLETED event the best checkpoint is saved, early
    stopping counts, a plateau schedule steps (all read this epoch's validation metrics);
-3. LR step (step schedule): after validation, so the epoch is recorded with the LR it trained with;
+3. LR step (step and exponential schedules): after validation, so the epoch is recorded with the LR it trained with;
 4. record: metrics.jsonl, the log line, live plots and curves.png;
 5. last checkpoint: after the record, so every checkpointed epoch has its metrics line (a kill between
    4 and 5 leaves a line newer than the checkpoint, which a resume drops);
@@ -57,6 +57,7 @@ class Wiring:
     score_name: str
     score_mode: str
     lr_schedule: str
+    lr_gamma: float
     patience: int | None
     checkpoint_every: int | None
     run: RunDir
@@ -124,7 +125,7 @@ def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) ->
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED, throughput.epoch_completed)  # 1
     trainer.add_event_handler(Events.EPOCH_COMPLETED, Validation(evaluator, w.val_loader, w.val_length))  # 2
-    if isinstance(scheduler, lr_scheduler.StepLR):
+    if isinstance(scheduler, (lr_scheduler.StepLR, lr_scheduler.ExponentialLR)):
         trainer.add_event_handler(Events.EPOCH_COMPLETED, step_scheduler, scheduler)  # 3
     trainer.add_event_handler(Events.EPOCH_COMPLETED, recorder.epoch_completed)  # 4
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last)  # 5
@@ -209,9 +210,12 @@ def checkpointers(
 
 
 def make_lr_schedule(w: Wiring) -> Any | None:
-    """none | step (x0.1 at each third of the epochs) | cosine (per iteration, to 0) | plateau (x0.1 after 2 flat)."""
+    """none | step (x gamma at each third of the epochs) | cosine (per iteration, to 0) | plateau (x0.1 after 2
+    flat epochs) | exponential (x gamma after every epoch)."""
     if w.lr_schedule == "step":
-        return lr_scheduler.StepLR(w.optimizer, step_size=max(1, w.epochs // 3), gamma=0.1)
+        return lr_scheduler.StepLR(w.optimizer, step_size=max(1, w.epochs // 3), gamma=w.lr_gamma)
+    if w.lr_schedule == "exponential":
+        return lr_scheduler.ExponentialLR(w.optimizer, gamma=w.lr_gamma)
     if w.lr_schedule == "cosine":
         return lr_scheduler.CosineAnnealingLR(w.optimizer, T_max=max(1, w.epochs * w.iterations_per_epoch))
     if w.lr_schedule == "plateau":

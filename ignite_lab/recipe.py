@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -47,6 +47,7 @@ class Parts:
     score: str = "accuracy"
     score_mode: Literal["max", "min"] = "max"
     grad_clip: float | None = None
+    shuffle: bool = True  # False: training batches in the data's own order every epoch (as some book code does)
     train_step: Callable[[StepTools], StepFunction] | None = None
     events: type[EventEnum] | None = None
     handlers: Callable[[RunView], None] | None = None
@@ -101,6 +102,22 @@ def step_output(y_pred: torch.Tensor, y: Any, loss: torch.Tensor) -> dict[str, A
 
 
 @dataclass(frozen=True)
+class Preset:
+    """A named configuration of a recipe: run flags and settings that replace the recipe's defaults.
+
+    ``book`` presets hold a book's own configuration, so a reader can put the output beside the page;
+    ``figures`` are the numbers the book prints for it (metric -> value), met or explained by
+    ``ignite-lab reproduce``.
+    """
+
+    source: str  # where the configuration comes from (book, chapter, notebook)
+    flags: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields: epochs, batch_size, lr, ...
+    settings: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # how the book arrived at its figure, when that matters for comparing
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One trainable model. ``build(config, settings)`` returns its Parts.
 
@@ -117,4 +134,5 @@ class Recipe:
     lr: float
     settings: type | None = None
     lr_schedule: str = "none"
+    presets: dict[str, Preset] = field(default_factory=dict)
     name: str = ""

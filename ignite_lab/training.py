@@ -149,7 +149,7 @@ def make_loaders(parts: Parts, config: TrainConfig, device: torch.device) -> Loa
     def loader(data: Iterable | None, batch: int, shuffle: bool) -> Iterable | None:
         return None if data is None else build_loader(data, batch, shuffle=shuffle, seed=config.seed, device=device)
 
-    train = loader(parts.train, config.batch_size, True)
+    train = loader(parts.train, config.batch_size, parts.shuffle)
     val = loader(parts.val, config.eval_batch_size, False)
     test = loader(parts.test, config.eval_batch_size, False)
     limit = config.limit_batches
@@ -185,21 +185,22 @@ def attach_handlers(
     if hasattr(engines.step, "state_dict"):  # a recipe's own step that carries state (a hidden state, say)
         to_save["train_step"] = engines.step
     wiring = Wiring(
-        engines,
-        parts.optimizer,
-        loaders.train,
-        loaders.val,
-        loaders.val_length,
-        loaders.iterations_per_epoch,
-        config.epochs,
-        parts.score,
-        parts.score_mode,
-        config.lr_schedule,
-        config.patience,
-        launch.checkpoint_every,
-        plan.run,
-        process.main,
-        live,
+        engines=engines,
+        optimizer=parts.optimizer,
+        train_loader=loaders.train,
+        val_loader=loaders.val,
+        val_length=loaders.val_length,
+        iterations_per_epoch=loaders.iterations_per_epoch,
+        epochs=config.epochs,
+        score_name=parts.score,
+        score_mode=parts.score_mode,
+        lr_schedule=config.lr_schedule,
+        lr_gamma=config.lr_gamma,
+        patience=config.patience,
+        checkpoint_every=launch.checkpoint_every,
+        run=plan.run,
+        main=process.main,
+        live=live,
     )
     std = attach_standard_handlers(wiring, to_save, recipe.name)
     if parts.handlers is not None:
@@ -318,17 +319,19 @@ def interrupted_message(trainer: Engine, plan: RunPlan, std: Standard, saved: bo
 def test_best(
     parts: Parts, model: torch.nn.Module, loaders: Loaders, plan: RunPlan, std: Standard, process: Process
 ) -> dict[str, Any] | None:
-    """The test split judges the model selected on validation: the best checkpoint's weights."""
+    """The test split judges the model selected on validation (the best checkpoint's weights), or with
+    ``--test-checkpoint last`` the model as training left it (what the books report)."""
     if loaders.test is None:
         return None
     idist.barrier()  # rank 0 has finished writing the best checkpoint
-    if std.best_file:
-        parts.model.load_state_dict(load_checkpoint(std.best_file)["model"])
+    best = std.best_file if plan.config.test_checkpoint == "best" else None
+    if best:
+        parts.model.load_state_dict(load_checkpoint(best)["model"])
     tester = build_evaluator(parts, model, process.device, process.amp)
     tester.run(loaders.test, epoch_length=loaders.test_length)
     metrics = dict(tester.state.metrics)
     if process.main:
-        epoch = CheckpointName.parse(std.best_file).step if std.best_file else None
+        epoch = CheckpointName.parse(best).step if best else std.to_save["trainer"].state.epoch
         plan.run.append_metrics(
             {
                 "epoch": epoch,
@@ -384,9 +387,9 @@ def finish(
         plan.run.write_summary(summary)
         if test is not None:
             scalars = [(k, v) for k, v in test.items() if isinstance(v, (int, float))]
-            log.info(
-                "test metrics (best epoch %s):\n%s", summary["best_epoch"], format_table(["metric", "value"], scalars)
-            )
+            which = f"best epoch {summary['best_epoch']}" if plan.config.test_checkpoint == "best" else "last epoch"
+            log.info("test metrics (%s):\n%s", which, format_table(["metric", "value"], scalars))
+
         log.info("run directory: %s", plan.run.path)
     if outcome.status in ("failed", "interrupted"):
         if process.main:

@@ -1,22 +1,55 @@
-"""A multilayer perceptron on MNIST (Raschka et al., chapter 13): 784-32-16-10, Adam 1e-3.
+"""A multilayer perceptron on MNIST (Raschka et al., chapter 13): 784-32-16-10 ReLU, Adam lr 0.001, batch 64.
 
-The book reports 95.6% test accuracy after 20 epochs on the full dataset.
+Two configurations from the chapter are presets: ``book`` (the plain PyTorch loop: 20 epochs on all
+60,000 training images, pixels in [0, 1], the last epoch's model tested; the book prints 0.9645) and
+``lightning`` (the Lightning version: 10 epochs, a 55,000/5,000 ``random_split`` with seed 1, an
+unshuffled training loader, the best validation checkpoint tested; the book prints 0.94996).
+
+The default differs from ``book`` where we measured it better (REPRODUCE.md): pixels normalized with
+MNIST's mean and std, and 5,000 training images held out to pick the best epoch.
 """
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, TrainConfig, recipe_main
-from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_splits
+from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, holdout_split, recipe_main
+from ignite_lab.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, load_mnist
 
 
 @dataclass
 class Settings:
     hidden1: int = field(default=32, metadata={"help": "units in the first hidden layer"})
     hidden2: int = field(default=16, metadata={"help": "units in the second hidden layer"})
+    normalize: bool = field(default=True, metadata={"help": "standardize pixels (false: ToTensor's [0, 1])"})
+    validation: Literal["holdout", "lightning", "none"] = field(
+        default="holdout",
+        metadata={"help": "holdout: 5,000 by seed; lightning: random_split(seed 1); none: all 60k train"},
+    )
+
+
+def splits(config: TrainConfig, s: Settings) -> tuple[TensorData, TensorData, TensorData]:
+    """(train, val, test) as (N, 1, 28, 28) float images. ``none`` validates on the training images (monitoring)."""
+    source = config.data_dir or BUNDLED / "mnist_sample"
+
+    def prepare(split: str) -> TensorData:
+        images, labels = load_mnist(source, split, download=bool(config.data_dir))
+        x = images.unsqueeze(1).float() / 255.0
+        return TensorData((x - MNIST_MEAN) / MNIST_STD if s.normalize else x, labels)
+
+    train, test = prepare("train"), prepare("test")
+    if s.validation == "none":
+        return train, train, test
+    if s.validation == "lightning":  # random_split(lengths=[55000, 5000], seed 1): the last twelfth of randperm
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(1))
+        n_val = round(len(train) / 12)
+        return train.subset(order[:-n_val]), train.subset(order[-n_val:]), test
+
+    train, val = holdout_split(train, 1 / 12, config.seed)  # 5,000 of 60,000
+    return train, val, test
 
 
 def build(config: TrainConfig, s: Settings) -> Parts:
@@ -28,7 +61,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         nn.ReLU(),
         nn.Linear(s.hidden2, 10),
     )
-    train, val, test = mnist_splits(config.data_dir, config.seed, bundled=BUNDLED / "mnist_sample")
+    train, val, test = splits(config, s)
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
@@ -37,6 +70,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=val,
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
+        shuffle=s.validation != "lightning",  # the chapter's LightningDataModule does not shuffle
     )
 
 
@@ -48,6 +82,20 @@ RECIPE = Recipe(
     epochs=20,
     batch_size=64,
     lr=1e-3,
+    presets={
+        "book": Preset(
+            source="Raschka et al., ch. 13, plain PyTorch: 20 epochs on all 60k, ToTensor pixels, last model tested",
+            flags={"epochs": 20, "batch_size": 64, "lr": 1e-3, "test_checkpoint": "last"},
+            settings={"normalize": False, "validation": "none"},
+            figures={"test accuracy": 0.9645},
+        ),
+        "lightning": Preset(
+            source="Raschka et al., ch. 13, PyTorch Lightning: 10 epochs, 55k/5k random_split(seed 1), no shuffle",
+            flags={"epochs": 10, "batch_size": 64, "lr": 1e-3, "test_checkpoint": "best"},
+            settings={"normalize": False, "validation": "lightning"},
+            figures={"test accuracy": 0.94996},
+        ),
+    },
 )
 
 if __name__ == "__main__":

@@ -31,7 +31,14 @@ PACKAGE = REPO / "ignite_lab"
 def test_settings_are_typed_and_checked():
     settings = load_recipe("mnist").settings
     assert parse_settings(settings, ["channels=8", "dropout=0.5"]) == {"channels": 8, "dropout": 0.5}
-    assert complete_settings(settings, {"channels": 8}) == {"channels": 8, "hidden": 128, "dropout": 0.25}
+    assert complete_settings(settings, {"channels": 8}) == {
+        "model": "cnn",
+        "channels": 8,
+        "hidden": 128,
+        "dropout": 0.25,
+        "optimizer": "adam",
+    }
+
     for pair, message in (
         ("chanels=8", "Did you mean channels"),
         ("channels=8.5", "expected an integer"),
@@ -145,7 +152,8 @@ def plan_for(tmp_path: Path, resume: str | None, given: set[str] = frozenset(), 
 def test_resume_auto_with_nothing_to_resume_starts_a_new_run(tmp_path):
     plan = plan_for(tmp_path, "auto")
     assert plan.checkpoint is None and plan.run.config.is_file()
-    assert plan.config.settings == {"hidden": 4, "points": 200}  # a new run records every setting
+    assert plan.config.settings == {"hidden": 4, "hidden_layers": 2, "noise": 0.0, "points": 200, "data": "torch"}
+
 
 
 def test_resume_auto_takes_the_newest_run_and_its_newest_checkpoint(tmp_path):

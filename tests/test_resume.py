@@ -72,8 +72,8 @@ def test_best_checkpoint_tracking_survives_resume(run_cli, tmp_path):
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     """SIGKILL after the first epoch's checkpoint, then --resume auto: same metrics as never killed."""
-    data = make_mnist(tmp_path / "mnist", n_train=1500, n_test=100)
-    common = [sys.executable, "-m", "recipes.mnist", "--epochs", "6", "--data-dir", data, *ARGS]
+    data = make_mnist(tmp_path / "mnist", n_train=800, n_test=100)
+    common = [sys.executable, "-m", "recipes.mnist", "--epochs", "4", "--data-dir", data, *ARGS]
     assert run_process(*common, "--output-dir", tmp_path / "full").returncode == 0
 
     out = tmp_path / "killed"

@@ -64,26 +64,6 @@ def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(slow_recipe, 
     assert metrics(tmp_path / "whole") == metrics(out)
 
 
-def test_ctrl_c_saves_says_how_to_resume_and_exits_non_zero(slow_recipe, tmp_path):
-    proc = subprocess.Popen(
-        lab("run", slow_recipe, "--epochs", "20", "--output-dir", tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    wait_for(lambda: list(tmp_path.glob("slow/*/checkpoints/last_checkpoint_*.pt")))
-    time.sleep(0.15)  # somewhere inside the next epoch
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1, stderr
-    assert "interrupted at epoch" in stderr and "--resume" in stderr and "Traceback" not in stderr
-    run = only_run(tmp_path, "slow")
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "interrupted"
-    resumed = run_process(*lab("run", slow_recipe, "--epochs", "3", "--resume", run, "--output-dir", tmp_path))
-    assert resumed.returncode == 0, resumed.stderr
-
-
 def test_disk_full_at_first_save_is_a_clear_error(tmp_path):
     def small_files():  # files over 64 KiB fail to grow, as on a full disk
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -25,7 +25,7 @@ def test_mnist_run_writes_the_whole_run_directory(run_cli, tiny_mnist, tmp_path)
 
     config = json.loads((run / "config.json").read_text())
     assert config["recipe"] == "mnist" and config["epochs"] == 2 and config["batch_size"] == 32
-    assert config["settings"] == {"channels": 16, "hidden": 128, "dropout": 0.25}
+    assert config["settings"] == {"model": "cnn", "channels": 16, "hidden": 128, "dropout": 0.25, "optimizer": "adam"}
 
     records = read_jsonl(run / "metrics.jsonl")
     assert [(r["epoch"], r["split"]) for r in records] == [
@@ -268,12 +268,12 @@ def test_a_recipe_brings_its_own_step_events_and_handlers(tmp_path):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_every_built_in_recipe_copies_to_a_file_that_loads_on_its_own(tmp_path):
+def test_every_built_in_recipe_copies_to_a_file_that_loads_on_its_own(run_cli, tmp_path):
     from ignite_lab.registry import recipe_names
 
     names = recipe_names()
     for name in names:
-        assert ignite_lab("copy", name, tmp_path / f"my_{name}.py").returncode == 0
+        assert run_cli("copy", name, tmp_path / f"my_{name}.py").code == 0
     script = (
         "import sys\nfrom ignite_lab.registry import load_recipe\n"
         "for path in sys.argv[1:]:\n    r = load_recipe(path)\n    assert r.name == path.split('/')[-1][:-3], r.name\n"
