@@ -17,8 +17,13 @@ run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 test: $(STAMP) $(VENV)/.visdom-assets browser  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## rewrite BENCHMARKS.md (needs the real datasets in ../shared/data; about 10 minutes)
+bench: $(VENV)/.bench  ## rewrite BENCHMARKS.md (needs the real datasets in ../shared/data; about 20 minutes)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+
+# PyTorch Lightning, the peer in the overhead table: a bench-only extra, pinned like the rest.
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/python -m pip install -q --build-constraint build-constraints.txt -c requirements.lock -e ".[dev,bench]"
+	touch $@
 
 reproduce: $(STAMP)  ## every recipe and preset on the real data in ../shared/data -> REPRODUCE.md (hours)
 	$(BIN)/ignite-lab reproduce all --preset all --data-root ../shared/data $(ARGS)

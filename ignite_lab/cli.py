@@ -69,23 +69,17 @@ def describe_preset(preset: Preset) -> str:
 
 
 def recipe_defaults(recipe: Recipe) -> dict:
-    return {
-        "epochs": recipe.epochs,
-        "batch_size": recipe.batch_size,
-        "lr": recipe.lr,
-        "lr_schedule": recipe.lr_schedule,
-    }
+    """The flags whose defaults are the recipe's own."""
+    names = ("epochs", "batch_size", "lr", "lr_schedule", "eval_batch_size", "precision")
+    return {name: getattr(recipe, name) for name in names}
 
 
 def run_options(recipe: Recipe) -> list[click.Option]:
     """Every run flag: the config dataclasses' fields (recipe defaults where it has them), then --set."""
     set_option = click.Option(["--set", "set"], multiple=True, metavar="KEY=VALUE", help="A recipe setting (below).")
-    return [
-        *options(TrainConfig, recipe_defaults(recipe)),
-        *options(LaunchConfig),
-        *options(DashboardConfig),
-        set_option,
-    ]
+    amp = click.Option(["--amp"], is_flag=True, help="The old name of --precision 16.")
+    train = options(TrainConfig, recipe_defaults(recipe))
+    return [*train, amp, *options(LaunchConfig), *options(DashboardConfig), set_option]
 
 
 def parse_request(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
@@ -97,6 +91,10 @@ def parse_request(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
 
     sources = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     typed = {k for k in values if ctx.get_parameter_source(k) in sources}
+    if values.pop("amp") and "precision" not in typed:
+        values["precision"] = "16"
+        typed.add("precision")
+
     preset = preset_of(recipe, values["preset"])
     for key, value in preset.flags.items():
         if key not in typed:

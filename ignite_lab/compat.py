@@ -6,9 +6,10 @@ them changes, this file is where to look; nothing else in the package touches a 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import visdom
+import torch
 from ignite.metrics import Metric
 
 
@@ -22,16 +23,35 @@ def metric_state_keys(metric: Metric) -> tuple[str, ...]:
     return tuple(getattr(type(metric), "_state_dict_all_req_keys", ()))
 
 
-class TimeoutVisdom(visdom.Visdom):
-    """visdom's client with a timeout on every request.
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), so bf16 autocast is fast, not emulated.
+
+    Why: torch has no public query for it; ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` is what torch's
+    own CPU autocast tests use (checked in torch 2.14.1). If it disappears, bf16 is simply not offered.
+    """
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+@functools.cache
+def timeout_visdom() -> type:
+    """visdom's client class with a timeout on every request (made on first use: visdom loads only with --visdom).
 
     Why: the client has no timeout option, so a server that accepts but never answers hangs training.
     visdom 0.2.4 sends every request through ``_handle_post`` (its docstring names it as the hook to
     override); we pass the timeouts there.
     """
+    import visdom
 
-    connect_timeout_s = 2.0
-    read_timeout_s = 5.0
+    class TimeoutVisdom(visdom.Visdom):
+        connect_timeout_s = 2.0
+        read_timeout_s = 5.0
 
-    def _handle_post(self, url: str, data: Any = None) -> str:
-        return self.session.post(url, data=data or {}, timeout=(self.connect_timeout_s, self.read_timeout_s)).text
+        def _handle_post(self, url: str, data: Any = None) -> str:
+            timeout = (self.connect_timeout_s, self.read_timeout_s)
+            return self.session.post(url, data=data or {}, timeout=timeout).text
+
+    return TimeoutVisdom

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ignite_lab.errors import UserError
+from ignite_lab.precision import PRECISIONS
 
 LR_SCHEDULES = ("none", "step", "cosine", "plateau", "exponential")
 VISDOM_PORT = 8097
@@ -64,7 +65,7 @@ class TrainConfig:
         "best", "Which weights the test split judges: best (by validation) or last.", choices=("best", "last")
     )
     patience: int | None = flag(None, "Early stopping after this many epochs without improvement.", min=1)
-    amp: bool = flag(False, "Mixed precision (CUDA only).")
+    precision: str = flag("32", "32, bf16 (CUDA, or CPUs with native bf16) or 16 (CUDA; --amp).", choices=PRECISIONS)
     eval_batch_size: int | None = flag(None, "Global batch for evaluation (default: 2x --batch-size).", min=1)
     limit_batches: int | None = flag(None, "At most N batches per epoch and evaluation (smoke runs).", min=1)
     deterministic: bool = flag(False, "Deterministic algorithms only (bit-identical resume on CPU).")
@@ -98,6 +99,8 @@ class TrainConfig:
             raise UserError(
                 f"{where} is not an ignite-lab config.json (recipe, epochs, batch_size and lr are required)"
             )
+        if raw.get("amp"):  # ignite-lab 0.1's --amp is --precision 16
+            raw = {**raw, "precision": "16"}
         raw = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
         unknown = sorted(set(raw) - names)
         if unknown:
@@ -139,7 +142,7 @@ class DashboardConfig:
 
 # Keys that config.json files of ignite-lab 0.1 held before launch and dashboard fields moved out of it.
 LEGACY_KEYS = frozenset(
-    {f.name for cls in (LaunchConfig, DashboardConfig) for f in dataclasses.fields(cls)} | {"checkpoint_every"}
+    {f.name for cls in (LaunchConfig, DashboardConfig) for f in dataclasses.fields(cls)} | {"checkpoint_every", "amp"}
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from ignite.engine import Engine
 
-from ignite_lab.compat import TimeoutVisdom
+from ignite_lab.compat import timeout_visdom
 
 log = logging.getLogger(__name__)
 logging.getLogger("visdom").setLevel(logging.ERROR)  # its client logs "new session" and socket notices at every start
@@ -27,10 +27,10 @@ class Dashboard:
     def __init__(self, server: str, port: int, env: str) -> None:
         self.env = env
         self.url = f"{server.rstrip('/')}:{port}"
-        self.vis: TimeoutVisdom | None = None
+        self.vis: Any = None
         self._windows: set[str] = set()
         try:  # the client's first request (creating the env) goes through the timeout hook: it is the probe
-            self.vis = TimeoutVisdom(
+            self.vis = timeout_visdom()(
                 server=server, port=port, env=env, raise_exceptions=True, use_incoming_socket=False
             )
         except Exception as exc:  # any failure to reach it means: train without plots

@@ -30,11 +30,3 @@ def resolve_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise UserError(f"unsupported device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
     return device
-
-
-def amp_allowed(requested: bool, device: torch.device) -> bool:
-    """Mixed precision runs only on CUDA; say so instead of failing elsewhere."""
-    if requested and device.type != "cuda":
-        log.warning("--amp needs a CUDA device; training on %s in full precision instead", device)
-        return False
-    return requested

@@ -14,9 +14,9 @@ import torch
 from ignite.engine import Engine, create_supervised_trainer
 from ignite.metrics import Loss, Metric
 from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
-from ignite.utils import convert_tensor
 
-from ignite_lab.recipe import Parts, StepTools, step_output
+from ignite_lab.precision import Precision
+from ignite_lab.recipe import Parts, StepTools, step_output, to_device
 
 
 class StepLoss(Metric):
@@ -51,21 +51,27 @@ class Engines:
     step: Any = None  # the recipe's own training step, if it brought one
 
 
-def build_engines(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool) -> Engines:
+def build_engines(parts: Parts, model: torch.nn.Module, device: torch.device, precision: Precision) -> Engines:
     """``model`` is ``parts.model`` or its DistributedDataParallel wrapper."""
     step = None
     if parts.train_step is not None:
-        scaler = torch.amp.GradScaler("cuda") if amp else None
-        step = parts.train_step(StepTools(model, parts.optimizer, parts.loss_fn, device, amp, scaler))
-    trainer = build_trainer(parts, model, device, amp, step)
+        scaler = torch.amp.GradScaler("cuda") if precision.scaler else None
+        tools = StepTools(model, parts.optimizer, parts.loss_fn, device, precision, scaler, parts.channels_last)
+        step = parts.train_step(tools)
+    trainer = build_trainer(parts, model, device, precision, step)
     train_metrics = {**(parts.train_metrics or parts.metrics)(), "loss": StepLoss()}
     for name, metric in train_metrics.items():
         metric.attach(trainer, name)
-    return Engines(trainer, build_evaluator(parts, model, device, amp), train_metrics, step)
+    return Engines(trainer, build_evaluator(parts, model, device, precision), train_metrics, step)
 
 
-def build_trainer(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool, step: Any = None) -> Engine:
-    """Ignite's supervised trainer, or an Engine over the recipe's own step; custom events registered."""
+def build_trainer(
+    parts: Parts, model: torch.nn.Module, device: torch.device, precision: Precision, step: Any = None
+) -> Engine:
+    """Ignite's supervised trainer, or an Engine over the recipe's own step; custom events registered.
+
+    fp16 uses Ignite's own AMP step and scaler; bf16 runs the forward pass under autocast (``model_fn``).
+    """
     if step is not None:
         trainer = Engine(step)
     else:
@@ -75,24 +81,25 @@ def build_trainer(parts: Parts, model: torch.nn.Module, device: torch.device, am
             parts.loss_fn,
             device=device,
             non_blocking=device.type == "cuda",
+            prepare_batch=lambda batch, device, non_blocking: to_device(batch, device, parts.channels_last),
             output_transform=lambda x, y, y_pred, loss: step_output(y_pred, y, loss),
-            amp_mode="amp" if amp else None,
-            scaler=amp,
+            amp_mode="amp" if precision.scaler else None,
+            scaler=precision.scaler,
+            model_fn=precision.forward if precision.dtype is torch.bfloat16 else (lambda model, x: model(x)),
         )
     if parts.events is not None:
         trainer.register_events(*parts.events)
     return trainer
 
 
-def build_evaluator(parts: Parts, model: torch.nn.Module, device: torch.device, amp: bool) -> Engine:
+def build_evaluator(parts: Parts, model: torch.nn.Module, device: torch.device, precision: Precision) -> Engine:
     """The supervised evaluation step under torch.inference_mode (cheaper than no_grad), with every metric."""
-    non_blocking = device.type == "cuda"
 
     def evaluate(engine: Engine, batch: Any) -> dict[str, Any]:
         model.eval()
-        with torch.inference_mode(), torch.autocast(device.type, enabled=amp):
-            x, y = (convert_tensor(part, device=device, non_blocking=non_blocking) for part in batch)
-            return {"y_pred": model(x), "y": y, "criterion_kwargs": {}}
+        with torch.inference_mode():
+            x, y = to_device(batch, device, parts.channels_last)
+            return {"y_pred": precision.forward(model, x), "y": y, "criterion_kwargs": {}}
 
     evaluator = Engine(evaluate)
     metrics = parts.metrics()

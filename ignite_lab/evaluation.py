@@ -12,6 +12,7 @@ from ignite_lab.devices import resolve_device
 from ignite_lab.engines import build_evaluator, epoch_length
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import build_loader
+from ignite_lab.precision import Precision
 from ignite_lab.recipe import Parts, Recipe
 from ignite_lab.rundir import checkpoint_config
 from ignite_lab.training import Process, build_parts
@@ -30,7 +31,8 @@ def load_for_inference(
         raise UserError(f"{path} was trained by recipe {config.recipe!r}, not {recipe.name!r}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)))
-    process = Process(resolve_device(device or "auto"), world=1, rank=0, amp=False)
+    resolved = resolve_device(device or "auto")
+    process = Process(resolved, world=1, rank=0, precision=Precision("32", resolved.type))
     parts, _ = build_parts(recipe, config, process)
     try:
         parts.model.load_state_dict(checkpoint["model"])
@@ -48,6 +50,6 @@ def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, device: str | No
         raise UserError(f"{recipe.name} has no {split} split")
     batch = config.per_process(1).eval_batch_size
     loader = build_loader(data, batch, shuffle=False, seed=config.seed, device=process.device)
-    evaluator = build_evaluator(parts, parts.model, process.device, amp=False)
+    evaluator = build_evaluator(parts, parts.model, process.device, process.precision)
     evaluator.run(loader, epoch_length=epoch_length(loader, config.limit_batches))
     return dict(evaluator.state.metrics)

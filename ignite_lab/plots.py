@@ -6,11 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 def scalar_series(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[int, float]]]]:
@@ -23,8 +19,19 @@ def scalar_series(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tup
     return series
 
 
+def pyplot():
+    """matplotlib, imported on first use (0.5 s and 30 MB a run that draws nothing yet need not pay)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     """One panel per metric; each run's train (dashed) and val (solid) lines. ``runs`` maps label -> records."""
+    plt = pyplot()
     per_run = {label: scalar_series(records) for label, records in runs.items()}
     names = sorted({n for s in per_run.values() for n in s}, key=lambda n: (n != "loss", n == "lr", n))
     if not names:
@@ -56,6 +63,7 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
 def figure_to_array(fig) -> np.ndarray:
     """A matplotlib figure as an RGB uint8 array (for Publisher.image), closing the figure."""
+    plt = pyplot()
     fig.tight_layout()
     fig.canvas.draw()
     array = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 from ignite.engine import Engine, EventEnum
 from ignite.metrics import Metric
+from ignite.utils import apply_to_tensor, convert_tensor
 from torch import nn
 from torch.optim import Optimizer
 
@@ -48,6 +49,7 @@ class Parts:
     score_mode: Literal["max", "min"] = "max"
     grad_clip: float | None = None
     shuffle: bool = True  # False: training batches in the data's own order every epoch (as some book code does)
+    channels_last: bool = False  # convolutions on NHWC tensors (model and 4-D inputs): faster on CPUs for most CNNs
     train_step: Callable[[StepTools], StepFunction] | None = None
     events: type[EventEnum] | None = None
     handlers: Callable[[RunView], None] | None = None
@@ -74,16 +76,16 @@ class StepTools:
     optimizer: Optimizer
     loss_fn: Callable[..., Any]
     device: torch.device
-    amp: bool
+    precision: Any  # precision.Precision: the autocast dtype chosen with --precision
     scaler: torch.amp.GradScaler | None
+    channels_last: bool = False
 
     def to_device(self, batch: Any) -> Any:
-        from ignite.utils import convert_tensor
-
-        return convert_tensor(batch, device=self.device, non_blocking=self.device.type == "cuda")
+        """The batch on the training device (images in channels-last layout when the recipe asked for it)."""
+        return to_device(batch, self.device, self.channels_last)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, enabled=self.amp)
+        return self.precision.autocast()
 
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """Backward pass and optimizer step (gradient clipping and AMP scaling included)."""
@@ -94,6 +96,14 @@ class StepTools:
         else:
             loss.backward()
             self.optimizer.step()
+
+
+def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Tensors of ``batch`` to ``device``; 4-D float tensors (image batches) channels-last if asked."""
+    batch = convert_tensor(batch, device=device, non_blocking=device.type == "cuda")
+    if channels_last:
+        batch = apply_to_tensor(batch, lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
+    return batch
 
 
 def step_output(y_pred: torch.Tensor, y: Any, loss: torch.Tensor) -> dict[str, Any]:
@@ -134,5 +144,9 @@ class Recipe:
     lr: float
     settings: type | None = None
     lr_schedule: str = "none"
+    eval_batch_size: int | None = None  # default: twice batch_size (large images may want less: memory)
+    precision: str = "32"  # bf16 only where it measured as accurate as float32 (REPRODUCE.md)
+
     presets: dict[str, Preset] = field(default_factory=dict)
+
     name: str = ""

@@ -37,13 +37,14 @@ from ignite.utils import manual_seed
 from ignite_lab.checkpoints import CheckpointName, RunInfo, load_checkpoint
 from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
 from ignite_lab.dashboard import Dashboard, LivePlots, Publisher
-from ignite_lab.devices import amp_allowed, resolve_device
+from ignite_lab.devices import resolve_device
 from ignite_lab.engines import Engines, build_engines, build_evaluator, epoch_length
 from ignite_lab.errors import RunFailed
 from ignite_lab.handlers import Standard, Wiring, attach_standard_handlers
 from ignite_lab.loaders import build_loader
 from ignite_lab.logs import log_to_file
 from ignite_lab.plots import plot_curves
+from ignite_lab.precision import Precision, resolve_precision
 from ignite_lab.recipe import Parts, Recipe, RunView
 from ignite_lab.resume import MidEpochState, RunPlan, restore
 from ignite_lab.rundir import now
@@ -64,7 +65,7 @@ def train(
     with log_to_file(plan.run.log) if process.main else contextlib.nullcontext():
         parts, model = build_parts(recipe, plan.config, process)  # 2
         loaders = make_loaders(parts, plan.config.per_process(process.world), process.device)  # 3
-        engines = build_engines(parts, model, process.device, process.amp)  # 4
+        engines = build_engines(parts, model, process.device, process.precision)  # 4
         live = open_dashboard(recipe, plan, dashboard) if process.main else None
         std = attach_handlers(recipe, plan, launch, parts, engines, loaders, process, live)  # 5
         resume_state(plan, std, loaders, process)  # 6
@@ -81,12 +82,12 @@ FINISHED = ("completed", "early_stopped")
 
 @dataclass
 class Process:
-    """This process's place in the run: its device, the world size and rank, and whether AMP applies."""
+    """This process's place in the run: its device, the world size and rank, and its precision."""
 
     device: torch.device
     world: int
     rank: int
-    amp: bool
+    precision: Precision
 
     @property
     def main(self) -> bool:
@@ -98,7 +99,7 @@ def setup_process(config: TrainConfig, device: str) -> Process:
     resolved = idist.device() if world > 1 else resolve_device(device)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
-    return Process(resolved, world, idist.get_rank(), amp_allowed(config.amp, resolved))
+    return Process(resolved, world, idist.get_rank(), resolve_precision(config.precision, resolved))
 
 
 # 2. The recipe's parts ---------------------------------------------------------------------------
@@ -110,6 +111,8 @@ def build_parts(recipe: Recipe, config: TrainConfig, process: Process) -> tuple[
     manual_seed(config.seed)
     parts = recipe.build(config.per_process(process.world), make_settings(recipe.settings, config.settings))
     parts.model.to(process.device)
+    if parts.channels_last:
+        parts.model.to(memory_format=torch.channels_last)
     if parts.grad_clip:
         clip_gradients(parts.optimizer, parts.grad_clip)
     model = idist.auto_model(parts.model) if process.world > 1 else parts.model
@@ -327,7 +330,7 @@ def test_best(
     best = std.best_file if plan.config.test_checkpoint == "best" else None
     if best:
         parts.model.load_state_dict(load_checkpoint(best)["model"])
-    tester = build_evaluator(parts, model, process.device, process.amp)
+    tester = build_evaluator(parts, model, process.device, process.precision)
     tester.run(loaders.test, epoch_length=loaders.test_length)
     metrics = dict(tester.state.metrics)
     if process.main:

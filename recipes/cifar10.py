@@ -34,6 +34,7 @@ class Settings:
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
     nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum"})
     weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay"})
+    channels_last: bool = field(default=True, metadata={"help": "NHWC convolutions (faster on CPUs)"})
 
 
 class SimpleCNN(nn.Module):
@@ -94,6 +95,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=val,
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
+        channels_last=s.channels_last,
     )
 
 
@@ -110,7 +112,14 @@ RECIPE = Recipe(
         "book": Preset(
             source="PyTorch Deep Learning Hands-On, ch. 4: SimpleCNN, SGD lr 0.001 m0.9, batch 100, 2 epochs",
             flags={"epochs": 2, "batch_size": 100, "lr": 1e-3, "lr_schedule": "none", "test_checkpoint": "last"},
-            settings={"model": "simplecnn", "augment": False, "val_size": 0, "nesterov": False, "weight_decay": 0.0},
+            settings={
+                "model": "simplecnn",
+                "augment": False,
+                "val_size": 0,
+                "nesterov": False,
+                "weight_decay": 0.0,
+                "channels_last": False,
+            },
             note="the chapter prints the test accuracy of its run without a figure to quote",
         )
     },

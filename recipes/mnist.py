@@ -32,6 +32,7 @@ class Settings:
     hidden: int = field(default=128, metadata={"help": "cnn: units of the fully connected layer"})
     dropout: float = field(default=0.25, metadata={"help": "cnn: dropout before each linear layer"})
     optimizer: Literal["adam", "adadelta"] = field(default="adam", metadata={"help": "optimiser"})
+    channels_last: bool = field(default=True, metadata={"help": "NHWC convolutions (faster on CPUs)"})
 
 
 def conv_stage(cin: int, cout: int) -> nn.Sequential:
@@ -108,6 +109,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=val,
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
+        channels_last=s.channels_last,
     )
 
 

@@ -17,7 +17,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, holdout_split, recipe_main
-from ignite_lab.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, load_mnist
+from ignite_lab.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, Normalize, load_mnist
 
 
 @dataclass
@@ -32,24 +32,27 @@ class Settings:
 
 
 def splits(config: TrainConfig, s: Settings) -> tuple[TensorData, TensorData, TensorData]:
-    """(train, val, test) as (N, 1, 28, 28) float images. ``none`` validates on the training images (monitoring)."""
+    """(train, val, test) of (B, 1, 28, 28) float batches. ``none`` validates on the training images (monitoring)."""
     source = config.data_dir or BUNDLED / "mnist_sample"
 
     def prepare(split: str) -> TensorData:
         images, labels = load_mnist(source, split, download=bool(config.data_dir))
-        x = images.unsqueeze(1).float() / 255.0
-        return TensorData((x - MNIST_MEAN) / MNIST_STD if s.normalize else x, labels)
+        return TensorData(images.unsqueeze(1), labels)  # uint8, normalized per batch
 
-    train, test = prepare("train"), prepare("test")
+    normalize = Normalize(((MNIST_MEAN,), (MNIST_STD,)) if s.normalize else ((0.0,), (1.0,)))
+    train, val = split_train(prepare("train"), s, config.seed)
+    return train.with_transform(normalize), val.with_transform(normalize), prepare("test").with_transform(normalize)
+
+
+def split_train(train: TensorData, s: Settings, seed: int) -> tuple[TensorData, TensorData]:
+    """(train, val) of the training images: a seeded twelfth, Lightning's random_split, or none."""
     if s.validation == "none":
-        return train, train, test
+        return train, train
     if s.validation == "lightning":  # random_split(lengths=[55000, 5000], seed 1): the last twelfth of randperm
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(1))
         n_val = round(len(train) / 12)
-        return train.subset(order[:-n_val]), train.subset(order[-n_val:]), test
-
-    train, val = holdout_split(train, 1 / 12, config.seed)  # 5,000 of 60,000
-    return train, val, test
+        return train.subset(order[:-n_val]), train.subset(order[-n_val:])
+    return holdout_split(train, 1 / 12, seed)  # 5,000 of 60,000
 
 
 def build(config: TrainConfig, s: Settings) -> Parts:

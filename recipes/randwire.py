@@ -38,7 +38,7 @@ from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main
 from ignite_lab.datasets import HALF, cifar10_splits
-from ignite_lab.plots import figure_to_array
+from ignite_lab.plots import figure_to_array, pyplot
 
 BOOK_MEAN_STD = ((0.4983, 0.4795, 0.4382), (0.2712, 0.2602, 0.2801))  # the chapter's Normalize
 
@@ -60,6 +60,7 @@ class Settings:
     node_dropout: float = field(default=0.0, metadata={"help": "dropout at the end of every node"})
     augment: bool = field(default=False, metadata={"help": "random flips and padded crops while training"})
     normalize: Literal["half", "book"] = field(default="half", metadata={"help": "half: to [-1, 1]; book: chapter's"})
+    channels_last: bool = field(default=True, metadata={"help": "NHWC convolutions (faster on CPUs)"})
 
 
 GRAPH_KEYS = ("graph", "nodes", "k", "p", "m", "graph_seed", "stages")
@@ -177,7 +178,7 @@ class RandWireNN(nn.Module):
 
 
 def draw_stage(preds: dict[int, list[int]], title: str) -> np.ndarray:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     dag = nx.DiGraph([(p, n) for n, ps in preds.items() for p in ps])
     dag.add_nodes_from(preds)
@@ -201,7 +202,7 @@ def draw_stage(preds: dict[int, list[int]], title: str) -> np.ndarray:
 
 
 def draw_architecture(graphs: list[dict[int, list[int]]], s: Settings) -> np.ndarray:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(graphs), figsize=(5 * len(graphs), 4))
     for i, (ax, preds) in enumerate(zip(np.atleast_1d(axes), graphs, strict=True)):
@@ -251,6 +252,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=val,
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
+        channels_last=s.channels_last,
         handlers=handlers,
     )
 

@@ -75,9 +75,9 @@ def binary_accuracy() -> Accuracy:
 
 def decision_regions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, title: str) -> np.ndarray:
     """The model's class over the plane, with the points on top (the chapter's plot_decision_regions)."""
-    import matplotlib.pyplot as plt
+    from ignite_lab.plots import figure_to_array, pyplot
 
-    from ignite_lab.plots import figure_to_array
+    plt = pyplot()
 
     grid = torch.stack(torch.meshgrid(torch.linspace(-1, 1, 200), torch.linspace(-1, 1, 200), indexing="xy"), -1)
     model.eval()

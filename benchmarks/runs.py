@@ -1,0 +1,215 @@
+"""Whole ``ignite-lab run`` measurements for BENCHMARKS.md, each in a fresh child process.
+
+- speed: each conv recipe trained the way the toolkit did before (float32, NCHW) and the fast way
+  (bfloat16 autocast, channels-last), side by side on the same batches, with the accuracy each reached;
+- memory: peak RSS of every recipe's default run, and LinkNet on 701 CamVid-sized images;
+- time to accuracy: MNIST to 99.2% over 3 seeds, start-up included;
+- torch.compile: compile time against the per-step gain, per recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+BEFORE = ("--precision", "32", "--set", "channels_last=false")  # how every conv recipe trained before issue 12
+FAST = ("--precision", "bf16", "--set", "channels_last=true")
+
+
+def run_cli(args: list[str], out: Path) -> tuple[dict, float]:
+    """Run ignite-lab in a child process; returns its summary and wall seconds (start-up included)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "stderr.log", "w+") as log:  # a file, not a pipe: a full pipe would block the child
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "ignite_lab", "run", *args, "--output-dir", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=REPO,
+            env={**os.environ, "IGNITE_LAB_PROGRESS": "0"},
+        )
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"ignite-lab run {' '.join(args)} failed:\n{log.read()[-2000:]}")
+    summary = json.loads(max(out.glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime).read_text())
+    return summary, wall
+
+
+def last_val(summary: dict, metric: str) -> float | None:
+    records = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    vals = [r["metrics"].get(metric) for r in records if r["split"] == "val"]
+    return vals[-1] if vals else None
+
+
+SPEED_CASES = [  # (label, recipe, data folder, extra flags, batches, unit multiplier, metric)
+    ("MNIST CNN (mnist)", "mnist", "mnist", (), 120, 1, "accuracy"),
+    (
+        "SimpleCNN, the book's (cifar10 --preset book)",
+        "cifar10",
+        "cifar10-jpeg",
+        ("--preset", "book"),
+        150,
+        1,
+        "accuracy",
+    ),
+    ("fast CNN (cifar10)", "cifar10", "cifar10-jpeg", (), 100, 1, "accuracy"),
+    ("RandWire, compact (randwire)", "randwire", "cifar10-jpeg", (), 25, 1, "accuracy"),
+    (
+        "RandWire, the book's (randwire --preset book)",
+        "randwire",
+        "cifar10-jpeg",
+        ("--preset", "book"),
+        15,
+        1,
+        "accuracy",
+    ),
+    ("LinkNet (linknet)", "linknet", "camvid-sample", (), 7, 1, "miou"),
+]
+
+
+def speed(data: Path, tmp: Path) -> list[dict]:
+    """Each case before and after, one right after the other (so machine load hits both alike)."""
+    rows = []
+    for i, (label, recipe, folder, extra, batches, _, metric) in enumerate(SPEED_CASES):
+        common = [recipe, *extra, "--data-dir", str(data / folder), "--epochs", "1", "--limit-batches", str(batches)]
+        results = {}
+        for name, flags in (("before", BEFORE), ("fast", FAST)):
+            summary, _ = run_cli([*common, *flags], tmp / f"speed{i}-{name}")
+            results[name] = (summary["samples_per_s"] or 0.0, last_val(summary, metric), summary["peak_rss_mb"])
+        (b_rate, b_acc, b_rss), (f_rate, f_acc, f_rss) = results["before"], results["fast"]
+        rows.append(
+            {
+                "case": label,
+                "batches": batches,
+                "metric": metric,
+                "before": b_rate,
+                "fast": f_rate,
+                "speedup": f_rate / b_rate if b_rate else 0.0,
+                "before_metric": b_acc,
+                "fast_metric": f_acc,
+                "before_rss": b_rss,
+                "fast_rss": f_rss,
+            }
+        )
+    return rows
+
+
+def make_camvid(root: Path, counts: dict[str, int], size=(360, 480)) -> Path:
+    """Random CamVid-sized images and masks in the SegNet layout (only memory and speed are measured)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in counts.items():
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / split / f"{i:04d}.png")
+            Image.fromarray(rng.integers(0, 12, size, dtype=np.uint8)).save(root / f"{split}annot" / f"{i:04d}.png")
+    return root
+
+
+MEMORY_CASES = [  # (recipe, data folder or None, extra flags, what the run saw)
+    ("fizzbuzz", None, (), "generated"),
+    ("xor", None, (), "generated"),
+    ("auto_mpg", None, (), "bundled"),
+    ("mnist_mlp", "mnist", (), "MNIST"),
+    ("mnist", "mnist", (), "MNIST"),
+    ("mnist_rnn", "mnist", (), "MNIST"),
+    ("mnist_lstm", "mnist", (), "MNIST"),
+    ("cifar10", "cifar10-jpeg", (), "CIFAR-10 50k/10k"),
+    ("randwire", "cifar10-jpeg", (), "CIFAR-10 50k/10k"),
+    ("linknet", "camvid-sample", (), "CamVid sample (107)"),
+    ("transformer_lm", "wikitext-2", (), "WikiText-2"),
+    ("char_rnn", None, (), "Tiny Shakespeare"),
+    ("snli", "snli", ("--set", "train_split=dev"), "SNLI dev/test"),
+    ("trec", "trec", (), "TREC"),
+    ("pos_tagger", None, (), "2 sentences"),
+]
+
+
+def memory(data: Path, tmp: Path, batches: int) -> list[dict]:
+    """Peak RSS and throughput of each default run (one epoch of ``batches`` batches), and LinkNet on 701 images."""
+    rows = []
+    for i, (recipe, folder, extra, seen) in enumerate(MEMORY_CASES):
+        args = [recipe, *extra, "--epochs", "1", "--limit-batches", str(batches)]
+        summary, _ = run_cli(args + (["--data-dir", str(data / folder)] if folder else []), tmp / f"memory{i}")
+        rows.append(
+            {"recipe": recipe, "data": seen, "rate": summary["samples_per_s"], "peak_rss_mb": summary["peak_rss_mb"]}
+        )
+    camvid = make_camvid(tmp / "camvid701", {"train": 367, "val": 101, "test": 233})
+    summary, _ = run_cli(
+        ["linknet", "--data-dir", str(camvid), "--epochs", "1", "--limit-batches", "4"], tmp / "memory-701"
+    )
+    rows.append(
+        {
+            "recipe": "linknet",
+            "data": "701 CamVid-sized images (generated)",
+            "rate": summary["samples_per_s"],
+            "peak_rss_mb": summary["peak_rss_mb"],
+        }
+    )
+    return rows
+
+
+MNIST_TTA = ("--precision", "bf16", "--epochs", "5", "--set", "dropout=0.1")  # the fastest way to 99.2% found
+
+
+def time_to_accuracy(mnist: Path, tmp: Path) -> dict:
+    """MNIST to 99.2%: 3 seeds of the fastest configuration found, and the default configuration beside it."""
+    runs = {}
+    for name, flags in (("fastest to 99.2%", MNIST_TTA), ("default", ())):
+        seeds = []
+        for seed in range(3):
+            summary, wall = run_cli(
+                ["mnist", "--data-dir", str(mnist), "--seed", str(seed), *flags], tmp / f"tta-{name}-{seed}"
+            )
+            seeds.append(
+                {
+                    "seed": seed,
+                    "accuracy": summary["test"]["accuracy"],
+                    "wall_s": wall,
+                    "epochs": summary["epochs_completed"],
+                    "peak_rss_mb": summary["peak_rss_mb"],
+                }
+            )
+        runs[name] = {
+            "flags": " ".join(flags),
+            "seeds": seeds,
+            "median_accuracy": statistics.median(s["accuracy"] for s in seeds),
+            "median_wall_s": statistics.median(s["wall_s"] for s in seeds),
+        }
+    return runs
+
+
+def compile_cases(data: Path) -> list[dict]:
+    """torch.compile against eager on each recipe's real training step, in a child process each (compiling
+    leaves caches behind that would distort what follows)."""
+    rows = []
+    cases = [("mnist_mlp", "mnist"), ("mnist", "mnist"), ("cifar10", "cifar10-jpeg"), ("transformer_lm", "wikitext-2")]
+    for recipe, folder in cases:
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("compile_step.py")), recipe, str(data / folder)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=1200,
+        )
+        if out.returncode != 0:
+            rows.append({"recipe": recipe, "error": out.stderr.strip().splitlines()[-1][:200]})
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def temporary() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="ignite-lab-bench-")
