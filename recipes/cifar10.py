@@ -9,9 +9,10 @@
 
 Images are normalized to [-1, 1] as in the chapter. The default differs from the book where we measured
 it better (REPRODUCE.md): the ``fast`` model, SGD with Nesterov momentum, weight decay 5e-4 and a cosine
-decay from lr 0.01, batches of 128, flips and padded crops, 12 epochs, 5,000 images held out for validation
+decay from lr 0.01, batches of 128, flips and padded crops, 15 epochs, 5,000 images held out for validation
+(the book tests the last model of its 2 epochs, trained on all 50,000), bfloat16 autocast on channels-last
+tensors where the hardware has bf16 (the book: float32).
 
-(the book tests the last model of its 2 epochs, trained on all 50,000).
 """
 
 from dataclasses import dataclass, field
@@ -104,14 +105,22 @@ RECIPE = Recipe(
     dataset="CIFAR-10 (--data-dir: python batches or train/<class>/ image folders)",
     build=build,
     settings=Settings,
-    epochs=12,
+    epochs=15,
     batch_size=128,
     lr=0.01,
     lr_schedule="cosine",
+    precision="bf16",  # 77.85% test against float32's 77.66% in 12 epochs, 1.5x faster (REPRODUCE.md)
     presets={
         "book": Preset(
             source="PyTorch Deep Learning Hands-On, ch. 4: SimpleCNN, SGD lr 0.001 m0.9, batch 100, 2 epochs",
-            flags={"epochs": 2, "batch_size": 100, "lr": 1e-3, "lr_schedule": "none", "test_checkpoint": "last"},
+            flags={
+                "epochs": 2,
+                "batch_size": 100,
+                "lr": 1e-3,
+                "lr_schedule": "none",
+                "test_checkpoint": "last",
+                "precision": "32",
+            },
             settings={
                 "model": "simplecnn",
                 "augment": False,
