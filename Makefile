@@ -9,12 +9,12 @@ RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcar
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench reproduce lint list install visdom visdom-stop browser clean $(RECIPES)
+.PHONY: run test bench reproduce lint list install visdom visdom-stop browser database clean $(RECIPES)
 
 run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 	$(BIN)/python -m recipes.mnist $(ARGS)
 
-test: $(STAMP) $(VENV)/.visdom-assets browser  ## the whole test suite
+test: $(STAMP) $(VENV)/.visdom-assets browser database  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.bench  ## rewrite BENCHMARKS.md (needs the real datasets in ../shared/data; about 20 minutes)
@@ -44,6 +44,11 @@ $(VENV)/.visdom-assets: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 	  $(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+# Debian's PostgreSQL server binaries for the shared-study sweep test (it starts its own throwaway cluster).
+database:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  $(SUDO) apt-get install -y -q postgresql || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

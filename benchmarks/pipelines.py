@@ -112,10 +112,12 @@ class PerSampleChunks(torch.utils.data.Dataset):
 
 
 def text_pipeline(repeats: int) -> dict:
+    from ignite_lab.datasets import BUNDLED
     from ignite_lab.text import Vocab
-    from recipes.char_rnn import BUNDLED, chunks
+    from recipes.char_rnn import chunks
 
-    text = BUNDLED.read_text()
+    text = (BUNDLED / "tinyshakespeare" / "input.txt").read_text()
+
     vocab = Vocab.build([text], level="char", specials=["<unk>"])
     fast = chunks(torch.tensor(vocab.encode(text)), 100)
     slow = PerSampleChunks(*fast.tensors)

@@ -9,10 +9,11 @@ input) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
 from ignite_lab.config import TrainConfig
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import TensorData, holdout_split
-from ignite_lab.recipe import Parts, Preset, Recipe, RunView, StepTools, step_output
+from ignite_lab.recipe import Parts, Predictor, Preset, Recipe, RunView, StepTools, step_output
 
 __all__ = [
     "Parts",
+    "Predictor",
     "Preset",
     "Recipe",
     "RunView",

@@ -142,6 +142,101 @@ def recipe_main(recipe: Recipe) -> None:
     run_command(dataclasses.replace(recipe, name=Path(ref).stem), ref).main(prog_name=f"python {Path(ref).name}")
 
 
+SWEEP_LAUNCH = ("resume", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")  # not for trials
+
+
+def sweep_options(recipe: Recipe) -> list[click.Option]:
+    """The run flags (searchable ones take a SPACE), without resume and multi-process ones, and the sweep's own."""
+    searchable = {"lr": str(recipe.lr), "batch_size": str(recipe.batch_size)}
+    options_ = []
+    for option in run_options(recipe):
+        if option.name in SWEEP_LAUNCH:
+            continue
+        if option.name in searchable:
+            help_ = f"{option.help} A value or a SPACE, e.g. 'log(1e-4,1e-1)' or '[32,64]'."
+            option = click.Option(option.opts, default=searchable[option.name], show_default=True, help=help_)
+        if option.name == "set":
+            option = click.Option(
+                ["--set", "set"], multiple=True, metavar="KEY=VALUE|SPACE", help="A setting or its space."
+            )
+        options_.append(option)
+    positive = click.IntRange(min=1)
+    return options_ + [
+        click.Option(["--trials"], type=positive, required=True, help="Trials in the study, all workers together."),
+        click.Option(["--study"], default="sweep", show_default=True, help="Study name (the same on every machine)."),
+        click.Option(["--storage"], help="SQLAlchemy URL, e.g. postgresql://user:pw@host/db (default: a SQLite file)."),
+        click.Option(["--jobs"], type=positive, default=1, show_default=True, help="Trials at a time here."),
+        click.Option(["--pruner"], type=click.Choice(["none", "median", "hyperband"]), default="median"),
+        click.Option(
+            ["--timeout"], type=click.FloatRange(min=0, min_open=True), help="Start no trial after N seconds."
+        ),
+    ]
+
+
+def sweep_command(recipe: Recipe, ref: str, name: str | None = None) -> click.Command:
+    def callback(**values) -> None:
+        from ignite_lab.sweep import run_sweep
+
+        click.echo(run_sweep(parse_sweep(recipe, ref, values, click.get_current_context()), recipe))
+
+    return LabCommand(
+        name or recipe.name,
+        callback=callback,
+        params=sweep_options(recipe),
+        help=f"Search hyperparameters of {recipe.name} with Optuna. {SPACE_HELP}",
+        epilog=_settings_epilog(recipe),
+        context_settings={"max_content_width": 110},
+    )
+
+
+SPACE_HELP = (
+    "SPACE: log(LOW,HIGH) log-uniform; (LOW,HIGH) uniform; (LOW,HIGH,STEP) on a grid; [A,B,C] one of these; "
+    "anything else a fixed value. Integer settings get integers."
+)
+
+
+def parse_sweep(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
+    """Sweep flags -> a Sweep: the spaces, the fixed values in the base run's config, the study's place."""
+    from ignite_lab.spaces import parse_spaces
+    from ignite_lab.sweep import Sweep
+
+    sweep_keys = ("trials", "study", "storage", "jobs", "pruner", "timeout")
+    own = {key: values.pop(key) for key in sweep_keys}
+    flags = {"lr": (float, values.pop("lr")), "batch_size": (int, values.pop("batch_size"))}
+    spaces, settings, fixed = parse_spaces(recipe.settings, list(values.pop("set")), flags)
+    check_searched_flags(spaces, fixed)
+    # a searched flag keeps the recipe's default in the base config; each trial's config overrides it
+    values.update({"set": [f"{k}={v}" for k, v in settings.items()], **fixed})
+    values.update({s.name: getattr(recipe, s.name) for s in spaces if not s.name.startswith("settings.")})
+
+    launch_defaults = {f.name: f.default for f in dataclasses.fields(LaunchConfig) if f.name in SWEEP_LAUNCH}
+    request = parse_request(recipe, ref, {**values, **launch_defaults}, ctx)
+    return Sweep(request, spaces, **own)
+
+
+def check_searched_flags(spaces: list, fixed: dict) -> None:
+    """A learning rate above 0 and a batch of at least 1, whether fixed or searched."""
+    for space in spaces:
+        low = min(space.choices) if space.choices is not None else space.low
+        if (space.name == "lr" and low <= 0) or (space.name == "batch_size" and low < 1):
+            raise UserError(
+                f"--{space.name.replace('_', '-')}: values must be {'above 0' if space.name == 'lr' else 'at least 1'}"
+            )
+    if fixed.get("lr", 1) <= 0 or fixed.get("batch_size", 1) < 1:
+        raise UserError("--lr must be above 0 and --batch-size at least 1")
+
+
+class SweepGroup(LabGroup):
+    """``ignite-lab sweep NAME``: each recipe (or recipe file) is a subcommand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return recipe_names()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command:
+        ref = str(Path(cmd_name).resolve()) if cmd_name.endswith(".py") else cmd_name
+        return sweep_command(load_recipe(ref), ref, cmd_name)
+
+
 class RecipeGroup(LabGroup):
     """``ignite-lab run NAME``: each recipe (or a recipe .py file) is a subcommand."""
 
@@ -160,6 +255,9 @@ def cli() -> None:
 
 
 cli.add_command(RecipeGroup("run", help="Train a recipe: ignite-lab run NAME [FLAGS]. NAME may be a recipe .py file."))
+cli.add_command(
+    SweepGroup("sweep", help="Search a recipe's hyperparameters with Optuna: ignite-lab sweep NAME --trials N ...")
+)
 
 
 @cli.command("list")
@@ -210,6 +308,45 @@ def generate_command(name: str, checkpoint: Path, prime: str, length: int, tempe
     if parts.generate is None:
         raise UserError(f"{name} does not generate text")
     click.echo(parts.generate(prime, length, temperature, seed))
+
+
+@cli.command("predict")
+@click.argument("name")
+@click.argument("inputs", nargs=-1)
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes shown per input.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts instead of a table.")
+@click.option("--device", default="auto", show_default=True)
+def predict_command(
+    name: str, inputs: tuple[str, ...], checkpoint: Path, top_k: int, as_json: bool, device: str
+) -> None:
+    """What a trained model of NAME says about INPUTS: image files or folders, sentences, numbers."""
+    from ignite_lab.predict import predict, render
+
+    click.echo(render(predict(load_recipe(name), checkpoint, list(inputs), top_k, device), as_json))
+
+
+@cli.command("export")
+@click.argument("name")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["torchscript", "onnx", "exported-program"]),
+    required=True,
+    help="torchscript is deprecated upstream (torch 2.14 warns); exported-program is its successor",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Default: RUN_DIR/export/NAME.<format>")
+def export_command(name: str, checkpoint: Path, fmt: str, out: Path | None) -> None:
+    """Export a checkpoint of NAME to a file that loads without ignite-lab (checked against the model first)."""
+    from ignite_lab.export import TOLERANCE, export
+
+    done = export(load_recipe(name), checkpoint, fmt, out)
+    batch = "dynamic batch" if done.dynamic_batch else f"batch fixed at {done.batch}"
+    click.echo(
+        f"wrote {done.path} ({fmt}, {batch}); on {done.batch} validation inputs its outputs differ from the model's "
+        f"by at most {done.max_difference:.2g} ({TOLERANCE})"
+    )
 
 
 @cli.command("profile", context_settings={"ignore_unknown_options": True})
@@ -356,6 +493,25 @@ def visdom_assets() -> None:
     click.echo(
         f"installed {placed} files into {static_dir()}" if placed else f"assets already installed in {static_dir()}"
     )
+
+
+@cli.command("tensorboard")
+@click.argument("runs_dir", default="runs", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), default=6006, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="127.0.0.1 keeps it to this machine.")
+def tensorboard_command(runs_dir: Path, port: int, host: str) -> None:
+    """TensorBoard over the runs in RUNS_DIR (those trained with --tensorboard), offline; Ctrl-C stops it."""
+    import os
+    import socket
+
+    if not runs_dir.is_dir():
+        raise UserError(f"{runs_dir} is not a folder of runs (train with --tensorboard first)")
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise UserError(f"port {port} on {host} is taken; pass --port")
+    click.echo(f"TensorBoard over {runs_dir}: http://{host}:{port} (Ctrl-C stops it)")
+    argv = [sys.executable, "-m", "tensorboard.main", "--logdir", str(runs_dir), "--host", host, "--port", str(port)]
+    os.execv(sys.executable, argv)  # the process becomes TensorBoard: its own logs, Ctrl-C and exit code
 
 
 @cli.command("compare")

@@ -55,3 +55,17 @@ def timeout_visdom() -> type:
             return self.session.post(url, data=data or {}, timeout=timeout).text
 
     return TimeoutVisdom
+
+
+def optuna_heartbeat(trial: Any, study: Any) -> Any:
+    """A context manager that records the trial's heartbeat in the storage while it runs.
+
+    Why: Optuna marks a trial failed when its heartbeat stops (a worker killed on another machine) and
+    re-queues it; ``study.optimize`` starts the heartbeat itself, but a sweep that asks for trials under a
+    claim lock (so machines together run exactly N) uses ask/tell. optuna 5.0.0 exposes the thread only as
+    ``optuna.storages._heartbeat.get_heartbeat_thread``, the trial's id only as ``Trial._trial_id`` and the
+    study's storage only as ``Study._storage``.
+    """
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    return get_heartbeat_thread(trial._trial_id, study._storage)

@@ -138,6 +138,10 @@ class DashboardConfig:
     visdom_server: str = flag("http://127.0.0.1", "Visdom server URL.", envvar="VISDOM_SERVER_URL")
     visdom_port: int = flag(VISDOM_PORT, "Visdom server port.", min=1, max=65535, envvar="VISDOM_PORT")
     visdom_env: str | None = flag(None, "Visdom env name (default: RECIPE_TIMESTAMP, one per run).")
+    tensorboard: bool = flag(False, "TensorBoard event files too (view them with: ignite-lab tensorboard).")
+    tensorboard_dir: str | None = flag(
+        None, "Where TensorBoard logs go, one folder per run (default: RUN_DIR/tensorboard).", path=True
+    )
 
 
 # Keys that config.json files of ignite-lab 0.1 held before launch and dashboard fields moved out of it.

@@ -87,7 +87,7 @@ class Dashboard:
         self._send("save", [self.env])
 
 
-class LivePlots:
+class VisdomPlots:
     """The standard windows: loss by iteration (raw and smoothed), each metric by epoch (train and val),
     learning rate and throughput. Iteration points are sent in batches, at most every ``every_s`` seconds."""
 
@@ -130,6 +130,16 @@ class LivePlots:
         self.dash.line("throughput", "train", [epoch], [samples_per_s], "samples per second", "epoch")
         self.dash.save()
 
+    def image(self, name: str, image: np.ndarray, epoch: int | None, title: str) -> None:
+        self.dash.image(f"media_{name}", image, title)
+
+    def text(self, name: str, text: str, epoch: int | None, title: str) -> None:
+        self.dash.text(f"media_{name}", text, title)
+
+    def finish(self, config: dict[str, Any], test: dict[str, Any] | None) -> None:
+        self.flush()
+        self.dash.save()
+
 
 def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
@@ -140,15 +150,42 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class LiveSinks:
+    """Where a run is shown while it trains (Visdom, TensorBoard): each call goes to every sink."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+
+    def training_loss(self, trainer: Engine) -> None:
+        for sink in self.sinks:
+            sink.training_loss(trainer)
+
+    def epoch(self, epoch: int, train: dict[str, Any], val: dict[str, Any], lr: float, samples_per_s: float) -> None:
+        for sink in self.sinks:
+            sink.epoch(epoch, train, val, lr, samples_per_s)
+
+    def image(self, name: str, image: np.ndarray, epoch: int | None, title: str) -> None:
+        for sink in self.sinks:
+            sink.image(name, image, epoch, title)
+
+    def text(self, name: str, text: str, epoch: int | None, title: str) -> None:
+        for sink in self.sinks:
+            sink.text(name, text, epoch, title)
+
+    def finish(self, config: dict[str, Any], test: dict[str, Any] | None) -> None:
+        for sink in self.sinks:
+            sink.finish(config, test)
+
+
 class Publisher:
-    """The one call recipes use for pictures and text: saved under RUN_DIR/media/ and sent to Visdom when on.
+    """The one call recipes use for pictures and text: saved under RUN_DIR/media/ and sent to the live sinks.
 
     Without a ``media_dir`` (processes other than rank 0) it does nothing.
     """
 
-    def __init__(self, media_dir, dashboard: Dashboard | None) -> None:
+    def __init__(self, media_dir, sinks: LiveSinks | None) -> None:
         self.media_dir = media_dir
-        self.dashboard = dashboard
+        self.sinks = sinks
 
     def image(self, name: str, image: np.ndarray, epoch: int | None = None, title: str | None = None) -> None:
         """An RGB (H, W, 3) uint8 image, e.g. a prediction grid or an architecture drawing."""
@@ -159,8 +196,8 @@ class Publisher:
         self.media_dir.mkdir(exist_ok=True)
         suffix = f"_epoch{epoch}" if epoch is not None else ""
         matplotlib.image.imsave(self.media_dir / f"{name}{suffix}.png", np.asarray(image))
-        if self.dashboard is not None:
-            self.dashboard.image(f"media_{name}", image, title or name)
+        if self.sinks is not None:
+            self.sinks.image(name, image, epoch, title or name)
 
     def text(self, name: str, text: str, epoch: int | None = None, title: str | None = None) -> None:
         """A text sample, e.g. generated characters; appended to RUN_DIR/media/NAME.txt."""
@@ -169,5 +206,5 @@ class Publisher:
         self.media_dir.mkdir(exist_ok=True)
         with open(self.media_dir / f"{name}.txt", "a") as f:
             f.write(f"--- epoch {epoch}\n{text}\n" if epoch is not None else f"{text}\n")
-        if self.dashboard is not None:
-            self.dashboard.text(f"media_{name}", text, title or (f"{name} (epoch {epoch})" if epoch else name))
+        if self.sinks is not None:
+            self.sinks.text(name, text, epoch, title or (f"{name} (epoch {epoch})" if epoch else name))

@@ -12,7 +12,9 @@ import torch
 
 from ignite_lab.augment import random_crop, random_flip
 from ignite_lab.errors import UserError
+from ignite_lab.inputs import IMAGE_SUFFIXES, as_batch, read_image, read_images
 from ignite_lab.loaders import TensorData, holdout_split
+from ignite_lab.recipe import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ def mnist_splits(
         images, labels = load_mnist(data_dir or bundled, split, download=bool(data_dir))
         return TensorData(images.unsqueeze(1), labels)  # uint8: each batch is normalized as it is drawn
 
-    normalize = Normalize(((MNIST_MEAN,), (MNIST_STD,)))
+    normalize = MNIST_NORMALIZE
     train, val = holdout_split(prepare("train"), val_fraction, seed)
     return train.with_transform(normalize), val.with_transform(normalize), prepare("test").with_transform(normalize)
 
@@ -203,17 +205,6 @@ def data_file(data_dir: str | None, names: tuple[str, ...], what: str, subfolder
     raise UserError(f"{what} not found: expected {root}/{' or '.join(names)}")
 
 
-def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
-    """One image file as an array (RGB: H x W x 3 uint8; "L"/None: as stored), or a clear error naming it."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert(mode) if mode else img).copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path} is not a readable image: {exc}") from None
-
-
 class ImageStack:
     """Images decoded one by one into a single preallocated uint8 (N, C, H, W) tensor: no list of N small
     tensors and no copy when stacking, so peak memory is the data itself. All images must share one size."""
@@ -233,9 +224,6 @@ class ImageStack:
                 "resize the images to one size"
             )
         self.data[index] = chw
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def load_image_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -315,6 +303,7 @@ def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.T
     return images.data, masks.data
 
 
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # the books' Normalize((0.5,) * 3, (0.5,) * 3): pixels to [-1, 1]
 
 
@@ -350,3 +339,29 @@ def cifar10_splits(
     plain = Normalize(mean_std)
     train = train.with_transform(Normalize(mean_std, augment) if augment else plain)
     return train, val.with_transform(plain), test.with_transform(plain)
+
+
+MNIST_NORMALIZE = Normalize(((MNIST_MEAN,), (MNIST_STD,)))
+
+
+def mnist_predictor(normalize: Normalize = MNIST_NORMALIZE) -> Predictor:
+    """A user's images as MNIST digits: greyscale 28x28 and the training normalization. MNIST digits are light
+    on dark; an image whose mean is light (a dark pen on paper) is inverted first."""
+
+    def read(inputs: list[str]) -> tuple[list[str], torch.Tensor]:
+        names, images = read_images(inputs, "L", (28, 28))
+        light = images.float().mean(dim=(1, 2, 3)) > 127
+        images = torch.where(light[:, None, None, None], 255 - images, images)
+        return names, as_batch(normalize, images)
+
+    return Predictor(read, classes=[str(d) for d in range(10)], note="image files or folders of digits")
+
+
+def cifar10_predictor(mean_std=HALF) -> Predictor:
+    """A user's images as CIFAR-10 ones: RGB resized to 32x32, the training normalization."""
+
+    def read(inputs: list[str]) -> tuple[list[str], torch.Tensor]:
+        names, images = read_images(inputs, "RGB", (32, 32))
+        return names, as_batch(Normalize(mean_std), images)
+
+    return Predictor(read, classes=CIFAR10_CLASSES, note="image files or folders")

@@ -62,7 +62,7 @@ class Wiring:
     checkpoint_every: int | None
     run: RunDir
     main: bool  # rank 0: the process that writes files, logs and plots
-    live: Any  # dashboard.LivePlots or None
+    live: Any  # dashboard.LiveSinks (Visdom, TensorBoard) or None
 
 
 @dataclass

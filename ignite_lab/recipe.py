@@ -7,7 +7,7 @@ A recipe is named after its file (``recipes/mnist.py`` is ``mnist``; a copy ``my
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,6 +54,23 @@ class Parts:
     events: type[EventEnum] | None = None
     handlers: Callable[[RunView], None] | None = None
     generate: Callable[..., str] | None = None  # (prime, length, temperature, seed) -> text, for ignite-lab generate
+    predictor: Predictor | None = None  # for ignite-lab predict
+
+
+@dataclass
+class Predictor:
+    """How a recipe answers a user's own inputs (``ignite-lab predict``), declared next to its data code.
+
+    ``read(inputs)`` turns the command's inputs (file paths, sentences, numbers) into (a name per item, the
+    batch the model takes), through the same conversion and normalization as the training data, so the two
+    cannot drift apart. ``classes`` names a classifier's outputs; ``write(names, scores)`` is for outputs that
+    are files (LinkNet's coloured masks) and returns what it wrote. ``note`` tells what the inputs should be.
+    """
+
+    read: Callable[[list[str]], tuple[list[str], Any]]
+    classes: Sequence[str] | None = None
+    write: Callable[[list[str], torch.Tensor], list[str]] | None = None
+    note: str = ""
 
 
 @dataclass

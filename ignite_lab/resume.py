@@ -111,8 +111,12 @@ def settle(recipe: Recipe, config: TrainConfig, launch: LaunchConfig, given: set
     return RunPlan(run, merged, recipe_ref, path, config.lr if "lr" in given else None)
 
 
-def new_run(recipe: Recipe, config: TrainConfig, launch: LaunchConfig, recipe_ref: str) -> RunPlan:
-    run = RunDir.create(launch.output_dir, config.recipe)
+def new_run(
+    recipe: Recipe, config: TrainConfig, launch: LaunchConfig, recipe_ref: str, path: Path | None = None
+) -> RunPlan:
+    """A new run directory (``OUTPUT_DIR/RECIPE/<UTC timestamp>``, or ``path``) holding the complete config."""
+    run = RunDir.create(launch.output_dir, config.recipe) if path is None else RunDir.create_at(path)
+
     settings = complete_settings(recipe.settings, config.settings)
     config = dataclasses.replace(config, run_dir=str(run.path), settings=settings)
     run.config.write_text(config.to_json())

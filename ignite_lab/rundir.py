@@ -50,6 +50,7 @@ class RunDir:
         self.summary = path / "summary.json"
         self.curves = path / "curves.png"
         self.log = path / "train.log"
+        self.tensorboard = path / "tensorboard"
 
     @classmethod
     def create(cls, output_dir: str, recipe: str) -> RunDir:
@@ -67,6 +68,19 @@ class RunDir:
                     continue
         except OSError as exc:
             raise UserError(f"cannot write to output directory {output_dir}: {exc.strerror or exc}") from None
+        run = cls(path)
+        run.check_writable()
+        return run
+
+    @classmethod
+    def create_at(cls, path: Path) -> RunDir:
+        """A new run directory at ``path`` (a sweep's trial), which must not hold a run already."""
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise UserError(f"{path} exists already; a new run needs a new directory") from None
+        except OSError as exc:
+            raise UserError(f"cannot create run directory {path}: {exc.strerror or exc}") from None
         run = cls(path)
         run.check_writable()
         return run

@@ -12,13 +12,14 @@ import json
 import logging
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
 import torch
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -32,14 +33,20 @@ SPECIALS = (UNK, PAD, EOS, SOS)
 
 
 class Vocab:
-    """Token <-> index, word- or character-level, with specials and a default index for unknown tokens."""
+    """Token <-> index, word- or character-level, with specials and a default index for unknown tokens.
+
+    Kept as a Hugging Face ``tokenizers`` WordLevel tokenizer (its normalizer and pre-tokenizer define
+    what a token is; saved as JSON with the run). Counting and lookups are plain Python dictionaries:
+    tokenizers' trainer needs 0.8 GB to count WikiText-2, a Counter needs next to nothing.
+    """
 
     def __init__(self, tokenizer: Tokenizer, level: str) -> None:
         self.tokenizer = tokenizer
         self.level = level
         self.itos = [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
-        self.unk_index = tokenizer.token_to_id(UNK)
-        self.pad_index = tokenizer.token_to_id(PAD)
+        self.stoi = {token: i for i, token in enumerate(self.itos)}
+        self.unk_index = self.stoi.get(UNK)
+        self.pad_index = self.stoi.get(PAD)
 
     @classmethod
     def build(
@@ -51,32 +58,27 @@ class Vocab:
         max_size: int | None = None,
         specials: Sequence[str] = SPECIALS,
     ) -> Vocab:
-        """Count tokens over ``texts``; specials first (``<unk>`` is 0), then by frequency.
+        """Count tokens over ``texts``; specials first (``<unk>`` is 0), then by frequency (ties by token).
 
         Word level splits on whitespace (for text already tokenized, like WikiText), or with
         ``basic_english`` lowercases and splits words from punctuation (torchtext's basic_english).
+        A special that also occurs in the text (WikiText's own ``<unk>``) keeps its special id.
         """
         if level not in ("word", "char"):
             raise ValueError("level is 'word' or 'char'")
-        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
-        if basic_english:
-            tokenizer.normalizer = normalizers.Lowercase()
+        tokenizer = Tokenizer(models.WordLevel(vocab={UNK: 0}, unk_token=UNK))
+        tokenizer.normalizer = normalizers.Lowercase() if basic_english else None
         if level == "word":
             tokenizer.pre_tokenizer = pre_tokenizers.Whitespace() if basic_english else pre_tokenizers.WhitespaceSplit()
         else:
             tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        counts = count_tokens(texts, tokenizer, level)
         specials = list(dict.fromkeys([UNK, *specials]))
-        trainer = trainers.WordLevelTrainer(
-            special_tokens=specials,
-            min_frequency=min_freq,
-            vocab_size=(max_size or 10**9) + len(specials),
-            show_progress=False,
-        )
-        tokenizer.train_from_iterator(texts, trainer)
-        # Specials that also occur in the text (WikiText's own <unk>) come back twice with a hole at the
-        # special's id: the final tokenizer takes specials first, then the counted tokens in the trainer's order.
-        counted = sorted(tokenizer.get_vocab(with_added_tokens=False).items(), key=lambda item: item[1])
-        ordered = specials + [token for token, _ in counted if token not in specials]
+        ranked = sorted(
+            (item for item in counts.items() if item[1] >= min_freq and item[0] not in specials),
+            key=lambda item: (-item[1], item[0]),
+        )[:max_size]
+        ordered = specials + [token for token, _ in ranked]
         final = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(ordered)}, unk_token=UNK))
         final.normalizer, final.pre_tokenizer = tokenizer.normalizer, tokenizer.pre_tokenizer
         return cls(final, level)
@@ -86,22 +88,24 @@ class Vocab:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens this vocabulary would look up in ``text`` (normalised, split)."""
-        return [token for token, _ in self.tokenizer.pre_tokenizer.pre_tokenize_str(self.normalize(text))]
+        text = self.normalize(text)
+        if self.level == "char":
+            return list(text)
+        return [token for token, _ in self.tokenizer.pre_tokenizer.pre_tokenize_str(text)]
 
     def normalize(self, text: str) -> str:
         return self.tokenizer.normalizer.normalize_str(text) if self.tokenizer.normalizer else text
 
     def encode(self, text: str) -> list[int]:
         """Raw text -> token ids (unknown tokens -> ``<unk>``)."""
-        return self.tokenizer.encode(text).ids
+        return self.lookup(self.tokenize(text), normalized=True)
 
-    def lookup(self, tokens: Iterable[str]) -> list[int]:
+    def lookup(self, tokens: Iterable[str], normalized: bool = False) -> list[int]:
         """Already-split tokens to indices (unknown -> ``<unk>``)."""
-        ids = []
-        for token in tokens:
-            index = self.tokenizer.token_to_id(self.normalize(token))
-            ids.append(self.unk_index if index is None else index)
-        return ids
+        if not normalized and self.tokenizer.normalizer is not None:
+            tokens = (self.normalize(token) for token in tokens)
+        stoi, unk = self.stoi, self.unk_index
+        return [stoi.get(token, unk) for token in tokens]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Token ids -> text (characters joined, or words joined by spaces)."""
@@ -119,6 +123,19 @@ class Vocab:
             return cls(Tokenizer.from_str(json.dumps(raw["tokenizer"])), raw["level"])
         except (OSError, ValueError, KeyError, TypeError, Exception) as exc:
             raise UserError(f"{path} is not an ignite-lab vocabulary file: {str(exc).splitlines()[0][:200]}") from None
+
+
+def count_tokens(texts: Iterable[str], tokenizer: Tokenizer, level: str) -> Counter:
+    """How often each token occurs, text by text (characters are counted directly: no token list at all)."""
+    counts: Counter = Counter()
+    for text in texts:
+        if tokenizer.normalizer is not None:
+            text = tokenizer.normalizer.normalize_str(text)
+        if level == "char":
+            counts.update(text)
+        else:
+            counts.update(token for token, _ in tokenizer.pre_tokenizer.pre_tokenize_str(text))
+    return counts
 
 
 def run_vocab(config: Any, build: Callable[[], Vocab], name: str = "vocab.json") -> Vocab:

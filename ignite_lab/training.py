@@ -36,7 +36,7 @@ from ignite.utils import manual_seed
 
 from ignite_lab.checkpoints import CheckpointName, RunInfo, load_checkpoint
 from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
-from ignite_lab.dashboard import Dashboard, LivePlots, Publisher
+from ignite_lab.dashboard import Dashboard, LiveSinks, Publisher, VisdomPlots
 from ignite_lab.devices import resolve_device
 from ignite_lab.engines import Engines, build_engines, build_evaluator, epoch_length
 from ignite_lab.errors import RunFailed
@@ -55,23 +55,37 @@ log = logging.getLogger(__name__)
 
 
 def train(
-    recipe: Recipe, plan: RunPlan, launch: LaunchConfig, dashboard: DashboardConfig, instrument: Callable | None = None
+    recipe: Recipe,
+    plan: RunPlan,
+    launch: LaunchConfig,
+    dashboard: DashboardConfig,
+    instrument: Callable | None = None,
+    handlers: Callable[[RunView], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``plan`` end to end and return its summary (also summary.json).
 
-    ``instrument(trainer, run)``, if given, returns a context manager wrapped around the training loop.
+    ``instrument(trainer, run)``, if given, returns a context manager wrapped around the training loop;
+    ``handlers(run)`` attaches the caller's own handlers after the recipe's (a sweep's pruning). A handler
+    that stops the run sets ``trainer.state.stop_reason = (status, message)`` before terminating it.
     """
-    process = setup_process(plan.config, launch.device)  # 1
+    # the process and its device
+    process = setup_process(plan.config, launch.device)
     with log_to_file(plan.run.log) if process.main else contextlib.nullcontext():
-        parts, model = build_parts(recipe, plan.config, process)  # 2
-        loaders = make_loaders(parts, plan.config.per_process(process.world), process.device)  # 3
-        engines = build_engines(parts, model, process.device, process.precision)  # 4
-        live = open_dashboard(recipe, plan, dashboard) if process.main else None
-        std = attach_handlers(recipe, plan, launch, parts, engines, loaders, process, live)  # 5
-        resume_state(plan, std, loaders, process)  # 6
-        outcome = run_guarded(engines.trainer, loaders, plan, std, process, instrument)  # 7
-        test = test_best(parts, model, loaders, plan, std, process) if outcome.status in FINISHED else None  # 8
-        return finish(recipe, plan, engines.trainer, std, outcome, test, process, parts)  # 9
+        # the recipe's parts, and their loaders
+        parts, model = build_parts(recipe, plan.config, process)
+        loaders = make_loaders(parts, plan.config.per_process(process.world), process.device)
+        # trainer and evaluator, the standard handlers in their order, then the recipe's and the caller's
+        engines = build_engines(parts, model, process.device, process.precision)
+        live = open_sinks(recipe, plan, dashboard) if process.main else None
+        std = attach_handlers(recipe, plan, launch, parts, engines, loaders, process, live, handlers)
+        # a resumed run takes back its state; then train, guarded
+        resume_state(plan, std, loaders, process)
+        outcome = run_guarded(engines.trainer, loaders, plan, std, process, instrument)
+        # the test split judges the chosen checkpoint; the summary says how it all went
+        test = test_best(parts, model, loaders, plan, std, process) if outcome.status in FINISHED else None
+        if live is not None:
+            live.finish(dataclasses.asdict(plan.config), test)
+        return finish(recipe, plan, engines.trainer, std, outcome, test, process, parts)
 
 
 FINISHED = ("completed", "early_stopped")
@@ -162,11 +176,19 @@ def make_loaders(parts: Parts, config: TrainConfig, device: torch.device) -> Loa
 # 5. Handlers -------------------------------------------------------------------------------------
 
 
-def open_dashboard(recipe: Recipe, plan: RunPlan, dashboard: DashboardConfig) -> LivePlots | None:
-    if not dashboard.visdom:
-        return None
-    env = dashboard.visdom_env or f"{recipe.name}_{plan.run.path.name}"
-    return LivePlots(Dashboard(dashboard.visdom_server, dashboard.visdom_port, env))
+def open_sinks(recipe: Recipe, plan: RunPlan, dashboard: DashboardConfig) -> LiveSinks | None:
+    """Visdom and/or TensorBoard, as asked; None when the run is shown in its files only."""
+    sinks: list = []
+    run_name = f"{recipe.name}_{plan.run.path.name}"
+    if dashboard.visdom:
+        env = dashboard.visdom_env or run_name
+        sinks.append(VisdomPlots(Dashboard(dashboard.visdom_server, dashboard.visdom_port, env)))
+    if dashboard.tensorboard:
+        from ignite_lab.tensorboard_logger import TensorBoardPlots
+
+        folder = Path(dashboard.tensorboard_dir) / run_name if dashboard.tensorboard_dir else plan.run.tensorboard
+        sinks.append(TensorBoardPlots(folder))
+    return LiveSinks(sinks) if sinks else None
 
 
 def attach_handlers(
@@ -177,7 +199,8 @@ def attach_handlers(
     engines: Engines,
     loaders: Loaders,
     process: Process,
-    live: LivePlots | None,
+    live: LiveSinks | None,
+    extra: Callable[[RunView], None] | None = None,
 ) -> Standard:
     """The standard handlers (handlers.py says in which order), then the recipe's own."""
     config, trainer = plan.config, engines.trainer
@@ -206,10 +229,11 @@ def attach_handlers(
         live=live,
     )
     std = attach_standard_handlers(wiring, to_save, recipe.name)
-    if parts.handlers is not None:
-        publish = Publisher(plan.run.path / "media" if process.main else None, live.dash if live else None)
-        resumed = plan.checkpoint is not None
-        parts.handlers(RunView(trainer, engines.evaluator, parts.model, process.device, publish, resumed))
+    publish = Publisher(plan.run.path / "media" if process.main else None, live)
+    view = RunView(trainer, engines.evaluator, parts.model, process.device, publish, plan.checkpoint is not None)
+    for attach in (parts.handlers, extra):
+        if attach is not None:
+            attach(view)
     return std
 
 
@@ -291,6 +315,9 @@ def trained_all(trainer: Engine, epochs: int) -> bool:
 def judge(trainer: Engine, plan: RunPlan, std: Standard) -> Outcome:
     """How a run that returned normally ended: interrupted (Ctrl-C), failed (NaN), early stopped, completed."""
     state, output = trainer.state, trainer.state.output
+    stop_reason = getattr(state, "stop_reason", None)  # a handler's own reason (a sweep's pruner)
+    if stop_reason is not None:
+        return Outcome(*stop_reason)
     if std.interrupt.saved:
         return Outcome("interrupted", interrupted_message(trainer, plan, std, saved=True))
     if isinstance(output, dict) and not math.isfinite(output.get("loss", 0.0)):

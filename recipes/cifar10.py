@@ -24,7 +24,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
-from ignite_lab.datasets import cifar10_splits
+from ignite_lab.datasets import cifar10_predictor, cifar10_splits
 
 
 @dataclass
@@ -97,6 +97,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
         channels_last=s.channels_last,
+        predictor=cifar10_predictor(),
     )
 
 

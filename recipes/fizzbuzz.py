@@ -17,7 +17,7 @@ import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, holdout_split, recipe_main
+from ignite_lab import Parts, Predictor, Preset, Recipe, TensorData, TrainConfig, UserError, holdout_split, recipe_main
 
 CLASSES = ("number", "fizz", "buzz", "fizzbuzz")
 DIGITS = 10
@@ -77,6 +77,17 @@ def mse_on_one_hot(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(y_pred, nn.functional.one_hot(y, len(CLASSES)).float())
 
 
+def read_numbers(inputs: list[str], s: Settings) -> tuple[list[str], torch.Tensor]:
+    """Integers as the model's 10 binary digits (in the bit order its training data had)."""
+    try:
+        numbers = torch.tensor([int(text) for text in inputs])
+    except ValueError:
+        raise UserError(f"fizzbuzz takes integers, got {' '.join(inputs)!r}") from None
+    if numbers.min() < 0 or numbers.max() >= 2**DIGITS:
+        raise UserError(f"fizzbuzz numbers must be 0 to {2**DIGITS - 1}: 10 binary digits")
+    return inputs, encode(numbers, msb_first=s.data == "book")
+
+
 def build(config: TrainConfig, s: Settings) -> Parts:
     model = FizBuzNet(s.hidden, sigmoid_output=s.loss == "mse")
     train, val, test = splits(s, config.seed)
@@ -90,6 +101,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
         shuffle=s.data != "book",  # the book slices the same 64-row batches every epoch
+        predictor=Predictor(lambda inputs: read_numbers(inputs, s), CLASSES, note="integers from 0 to 1023"),
     )
 
 

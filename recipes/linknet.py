@@ -20,6 +20,7 @@ decoder, and raw class scores from a 3x3 final transposed conv (which also retur
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -29,9 +30,10 @@ from ignite.metrics import ConfusionMatrix, IoU, mIoU
 from ignite.metrics.confusion_matrix import cmAccuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TensorData, TrainConfig, recipe_main
+from ignite_lab import Parts, Predictor, Preset, Recipe, RunView, TensorData, TrainConfig, UserError, recipe_main
 from ignite_lab.augment import random_crop, random_flip
 from ignite_lab.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, load_camvid
+from ignite_lab.inputs import read_images
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -172,6 +174,21 @@ def colorize(mask: np.ndarray) -> np.ndarray:
     return CAMVID_PALETTE[np.clip(mask, 0, CAMVID_VOID)]
 
 
+def write_masks(names: list[str], scores: torch.Tensor) -> list[str]:
+    """Each image's predicted classes as a mask in the CamVid palette, written beside it as NAME.mask.png."""
+    from PIL import Image
+
+    written = []
+    for name, image_scores in zip(names, scores, strict=True):
+        path = Path(name).with_name(f"{Path(name).stem}.mask.png")
+        try:
+            Image.fromarray(colorize(image_scores.argmax(0).numpy())).save(path)
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        written.append(str(path))
+    return written
+
+
 def prediction_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, device) -> np.ndarray:
     """Rows of (image, prediction, truth) in the CamVid palette."""
     model.eval()
@@ -210,6 +227,11 @@ def build(config: TrainConfig, s: Settings) -> Parts:
             epoch = trainer.state.epoch
             run.publish.image("predictions", grid, epoch=epoch, title=f"image | prediction | truth (epoch {epoch})")
 
+    def read(inputs: list[str]) -> tuple[list[str], torch.Tensor]:
+        names, images = read_images(inputs, "RGB", None)  # whole images, any size, as evaluation sees them
+        return names, normalize(images)
+
+    predictor = Predictor(read, CAMVID_CLASSES, write=write_masks, note="image files or folders, any size")
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
@@ -221,6 +243,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         channels_last=s.channels_last,
         score="miou",
         handlers=handlers,
+        predictor=predictor,
     )
 
 

@@ -22,7 +22,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
-from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_splits
+from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_predictor, mnist_splits
 
 
 @dataclass
@@ -109,6 +109,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=val,
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
+        predictor=mnist_predictor(),
         channels_last=s.channels_last,
     )
 

@@ -17,7 +17,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, holdout_split, recipe_main
-from ignite_lab.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, Normalize, load_mnist
+from ignite_lab.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, Normalize, load_mnist, mnist_predictor
 
 
 @dataclass
@@ -39,9 +39,14 @@ def splits(config: TrainConfig, s: Settings) -> tuple[TensorData, TensorData, Te
         images, labels = load_mnist(source, split, download=bool(config.data_dir))
         return TensorData(images.unsqueeze(1), labels)  # uint8, normalized per batch
 
-    normalize = Normalize(((MNIST_MEAN,), (MNIST_STD,)) if s.normalize else ((0.0,), (1.0,)))
+    normalize = normalizer(s)
     train, val = split_train(prepare("train"), s, config.seed)
     return train.with_transform(normalize), val.with_transform(normalize), prepare("test").with_transform(normalize)
+
+
+def normalizer(s: Settings) -> Normalize:
+    """The pixels as the chapter's ToTensor gives them ([0, 1]) or standardized."""
+    return Normalize(((MNIST_MEAN,), (MNIST_STD,)) if s.normalize else ((0.0,), (1.0,)))
 
 
 def split_train(train: TensorData, s: Settings, seed: int) -> tuple[TensorData, TensorData]:
@@ -74,6 +79,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
         shuffle=s.validation != "lightning",  # the chapter's LightningDataModule does not shuffle
+        predictor=mnist_predictor(normalizer(s)),
     )
 
 

@@ -12,7 +12,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
-from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_splits
+from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_predictor, mnist_splits
 
 
 @dataclass
@@ -46,6 +46,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=val,
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
+        predictor=mnist_predictor(),
         grad_clip=1.0,  # plain RNNs meet exploding gradients now and then
     )
 

@@ -37,7 +37,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main
-from ignite_lab.datasets import HALF, cifar10_splits
+from ignite_lab.datasets import HALF, cifar10_predictor, cifar10_splits
 from ignite_lab.plots import figure_to_array, pyplot
 
 BOOK_MEAN_STD = ((0.4983, 0.4795, 0.4382), (0.2712, 0.2602, 0.2801))  # the chapter's Normalize
@@ -253,6 +253,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         test=test,
         metrics=lambda: {"accuracy": Accuracy()},
         channels_last=s.channels_last,
+        predictor=cifar10_predictor(mean_std),
         handlers=handlers,
     )
 

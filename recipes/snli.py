@@ -29,9 +29,10 @@ from ignite.metrics import Accuracy, ConfusionMatrix
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, UserError, recipe_main
+from ignite_lab import Parts, Predictor, Preset, Recipe, TrainConfig, UserError, recipe_main
 from ignite_lab.datasets import data_file
-from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, run_vocab
+from ignite_lab.inputs import words
+from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, read_lines, run_vocab
 
 log = logging.getLogger("ignite_lab.recipes.snli")
 LABELS = ("entailment", "contradiction", "neutral")
@@ -217,6 +218,34 @@ def make_encoder(s: Settings, embed: int) -> tuple[nn.Module, int]:
     return TorchRNN(s.encoder, embed, s.hidden, s.layers, s.bidirectional), s.hidden * (2 if s.bidirectional else 1)
 
 
+def parsed(text: str) -> tuple[list[str], list[int]]:
+    """A sentence of the user's as tokens and shift/reduce transitions of a left-branching binary tree
+    (SNLI's own rows bring their parser's tree; the other encoders ignore the transitions)."""
+    tokens = words(text)
+    return tokens, [SHIFT] + [SHIFT, REDUCE] * (len(tokens) - 1)
+
+
+def sentence_pairs(inputs: list[str]) -> list[tuple[str, str]]:
+    """(premise, hypothesis) pairs: a .jsonl file (sentence1, sentence2), a .tsv file (two columns), or arguments."""
+    if len(inputs) == 1 and Path(inputs[0]).suffix in (".jsonl", ".tsv"):
+        path = Path(inputs[0])
+        if not path.is_file():
+            raise UserError(f"{path} does not exist")
+        lines = [line for line in read_lines(path) if line.strip()]
+        if path.suffix == ".tsv":
+            rows = [line.split("\t") for line in lines]
+            if any(len(row) != 2 for row in rows):
+                raise UserError(f"{path}: every line must be premise<TAB>hypothesis")
+            return [(p, h) for p, h in rows]
+        try:
+            return [(json.loads(line)["sentence1"], json.loads(line)["sentence2"]) for line in lines]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{path}: every line must be a JSON object with sentence1 and sentence2 ({exc})") from None
+    if len(inputs) % 2:
+        raise UserError("give premise and hypothesis sentences in pairs (an even number), or a .jsonl/.tsv file")
+    return list(zip(inputs[::2], inputs[1::2], strict=True))
+
+
 def build(config: TrainConfig, s: Settings) -> Parts:
     rows = {
         split: read_snli(data_file(config.data_dir, (f"snli_1.0_{split}.jsonl",), f"SNLI {split} split", "snli"))[0]
@@ -257,6 +286,13 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         embedding = nn.Embedding(len(vocab), s.embed, padding_idx=vocab.pad_index)
     encoder, size = make_encoder(s, embedding.embedding_dim)
     model = PairClassifier(embedding, encoder, size, s.mlp, s.dropout)
+
+    def read(inputs: list[str]) -> tuple[list[str], dict]:
+        """Premise/hypothesis pairs as the training rows are: lowercased tokens, a left-branching parse for SPINN."""
+        pairs = sentence_pairs(inputs)
+        examples = [tuple(numericalize(parsed(text)) for text in pair) + (0,) for pair in pairs]
+        return [f"{p} | {h}" for p, h in pairs], collate(examples)[0]
+
     return Parts(
         model=model,
         optimizer=torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr),
@@ -265,6 +301,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=loader("dev", config.eval_batch_size, shuffle=False),
         test=loader("test", config.eval_batch_size, shuffle=False),
         metrics=lambda: {"accuracy": Accuracy(), "confusion": ConfusionMatrix(len(LABELS))},
+        predictor=Predictor(read, LABELS, note="premise and hypothesis sentences, in pairs, or a .jsonl/.tsv file"),
     )
 
 

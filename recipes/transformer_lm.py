@@ -16,7 +16,9 @@ Adam lr 5e-4 with a per-iteration cosine decay, PyTorch's default initialisation
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import torch
@@ -43,6 +45,12 @@ class Settings:
     lowercase: bool = field(default=False, metadata={"help": "lowercase every token (the book's basic_english)"})
     init: Literal["torch", "book"] = field(default="torch", metadata={"help": "book: uniform(-0.12, 0.12) weights"})
     optimizer: Literal["adam", "sgd"] = field(default="adam", metadata={"help": "optimiser"})
+
+
+def lines_of(lines: list[str], lowercase: bool) -> Iterator[str]:
+    """Each line with its end-of-sentence token, for counting the vocabulary line by line."""
+    for line in lines:
+        yield f"{line.lower() if lowercase else line} {EOS}"
 
 
 def tokens(lines: list[str], lowercase: bool = False) -> list[str]:
@@ -93,11 +101,12 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         split: read_lines(data_file(config.data_dir, SPLIT_FILES[split], f"WikiText-2 {split} split", "wikitext-2"))
         for split in {s.train_split, "valid", "test"}
     }
-    words = {split: tokens(lines[split], s.lowercase) for split in lines}
-    vocab = run_vocab(config, lambda: Vocab.build([" ".join(words[s.train_split])], specials=SPECIALS))
+    vocab = run_vocab(config, partial(Vocab.build, lines_of(lines[s.train_split], s.lowercase), specials=SPECIALS))
+    # pop each split as it becomes ids: 2.5 million words as Python strings should not outlive this line
+    ids = {split: torch.tensor(vocab.lookup(tokens(lines.pop(split), s.lowercase))) for split in list(lines)}
 
     def windows(split: str, columns: int):
-        return lm_windows(torch.tensor(vocab.lookup(words[split])), columns, s.bptt)
+        return lm_windows(ids[split], columns, s.bptt)
 
     model = TransformerLM(len(vocab), s.d_model, s.heads, s.ff, s.layers, s.dropout, book_init=s.init == "book")
     optimizer = torch.optim.Adam if s.optimizer == "adam" else torch.optim.SGD
@@ -123,6 +132,7 @@ RECIPE = Recipe(
     settings=Settings,
     epochs=5,
     batch_size=32,
+    eval_batch_size=16,  # the book's evaluation batch (and a quarter of 2 x 32's logits in memory)
     lr=5e-4,
     lr_schedule="cosine",
     presets={

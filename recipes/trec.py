@@ -19,8 +19,9 @@ from ignite.metrics import Accuracy
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, UserError, holdout_split, recipe_main
+from ignite_lab import Parts, Predictor, Preset, Recipe, TrainConfig, UserError, holdout_split, recipe_main
 from ignite_lab.datasets import data_file
+from ignite_lab.inputs import words
 from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, read_lines, run_vocab
 
 LABELS = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
@@ -82,6 +83,10 @@ def build(config: TrainConfig, s: Settings) -> Parts:
     else:
         embedding = nn.Embedding(len(vocab), s.embed, padding_idx=vocab.pad_index)
     model = QuestionClassifier(embedding, s.hidden, s.dropout)
+
+    def read(questions: list[str]) -> tuple[list[str], tuple[torch.Tensor, torch.Tensor]]:
+        return questions, pad([vocab.lookup(words(q)) for q in questions], vocab.pad_index)
+
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
@@ -90,6 +95,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=loader(val, config.eval_batch_size, shuffle=False),
         test=loader(splits["test"], config.eval_batch_size, shuffle=False),
         metrics=lambda: {"accuracy": Accuracy()},
+        predictor=Predictor(read, LABELS, note="questions, one per argument"),
     )
 
 

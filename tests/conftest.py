@@ -49,8 +49,8 @@ def tiny_mnist(tmp_path_factory) -> Path:
 
 
 class Result:
-    def __init__(self, code: int, output: str) -> None:
-        self.code, self.output = code, output
+    def __init__(self, code: int, output: str, stdout: str = "") -> None:
+        self.code, self.output, self.stdout = code, output, stdout  # output: stdout and stderr interleaved
 
     def __repr__(self) -> str:
         return f"exit {self.code}\n{self.output}"
@@ -62,7 +62,7 @@ def run_cli():
 
     def invoke(*args: str) -> Result:
         result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-        return Result(result.exit_code, result.output)
+        return Result(result.exit_code, result.output, result.stdout)
 
     return invoke
 
@@ -94,3 +94,45 @@ def only_run(output_dir: Path, recipe: str) -> Path:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+]
+
+
+def chromium(url: str, profile: Path, *, screenshot: Path | None = None, budget_ms: int = 8000) -> str:
+    """Debian's headless chromium on a local page: its DOM after ``budget_ms`` of virtual time (or a screenshot)."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "make test installs Debian's chromium; run `make test` or apt-get install chromium"
+    action = [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    args = [binary, *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}", f"--user-data-dir={profile}", *action, url]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=bool(screenshot)).stdout
+
+
+def make_snli(root: Path, counts=(("train", 16), ("dev", 4), ("test", 4))) -> Path:
+    """SNLI jsonl files with learnable pairs (and a '-' row the reader must skip)."""
+    pairs = [
+        ("( ( a dog ) runs )", "( ( a dog ) moves )", "entailment"),
+        ("( ( a cat ) sleeps )", "( ( a cat ) runs )", "contradiction"),
+        ("( ( the man ) ( eats food ) )", "( ( the man ) ( is hungry ) )", "neutral"),
+        ("( ( the man ) sleeps )", "( ( a man ) runs )", "-"),
+    ]
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in counts:
+        with open(root / f"snli_1.0_{split}.jsonl", "w") as f:
+            for i in range(n):
+                p, h, label = pairs[i % len(pairs)]
+                row = {"gold_label": label, "sentence1_binary_parse": p, "sentence2_binary_parse": h}
+                f.write(json.dumps({**row, "sentence1": p, "sentence2": h}) + "\n")
+    return root

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import ignite_lab, only_run, read_jsonl
+from conftest import ignite_lab, make_snli, only_run, read_jsonl
 from ignite.metrics import Perplexity
 from test_bad_input import assert_clean_error
 
@@ -134,30 +134,7 @@ def wikitext(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def snli(tmp_path_factory):
-    root = tmp_path_factory.mktemp("snli")
-    pairs = [
-        ("( ( a dog ) runs )", "( ( a dog ) moves )", "entailment"),
-        ("( ( a cat ) sleeps )", "( ( a cat ) runs )", "contradiction"),
-        ("( ( the man ) ( eats food ) )", "( ( the man ) ( is hungry ) )", "neutral"),
-        ("( ( the man ) sleeps )", "( ( a man ) runs )", "-"),
-    ]
-    for split, n in (("train", 16), ("dev", 4), ("test", 4)):
-        with open(root / f"snli_1.0_{split}.jsonl", "w") as f:
-            for i in range(n):
-                p, h, label = pairs[i % len(pairs)]
-                f.write(
-                    json.dumps(
-                        {
-                            "gold_label": label,
-                            "sentence1_binary_parse": p,
-                            "sentence2_binary_parse": h,
-                            "sentence1": p,
-                            "sentence2": h,
-                        }
-                    )
-                    + "\n"
-                )
-    return root
+    return make_snli(tmp_path_factory.mktemp("snli"))
 
 
 def test_transformer_lm_reports_perplexity(run_cli, wikitext, tmp_path):

@@ -4,7 +4,6 @@ never stops training: server down, hung (accepts, never answers) and killed mid-
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 
 import pytest
 import visdom
-from conftest import RECIPE_FILES, free_port, ignite_lab, only_run, read_jsonl
+from conftest import RECIPE_FILES, chromium, free_port, ignite_lab, only_run, read_jsonl
 
 from ignite_lab.visdom_server import ServerPaths, install_assets, missing_assets, start_server, stop_server
 
@@ -48,8 +47,10 @@ def test_run_sends_every_window_to_its_own_env(server, tmp_path):
     proc = run_xor(tmp_path, server.port, "--visdom-env", "xor_live_test")
     assert proc.returncode == 0, proc.stderr
     data = windows(server.port, "xor_live_test")
-    traces = {win: {t["name"]: t for t in d["content"]["data"]} for win, d in data.items()}
+    traces = {win: {t["name"]: t for t in d["content"]["data"]} for win, d in data.items() if d["type"] == "plot"}
     assert set(traces) == {"loss_by_iteration", "metric_accuracy", "metric_loss", "lr", "throughput"}
+    assert data["media_decision_regions"]["type"] == "image"  # the recipe's own picture, beside the plots
+
     assert set(traces["loss_by_iteration"]) == {"raw", "smoothed"}
     assert len(traces["loss_by_iteration"]["raw"]["x"]) == 4 * 50  # every iteration of 4 epochs of 50 batches
     assert set(traces["metric_accuracy"]) == {"train", "val"}  # train and validation on one plot
@@ -110,38 +111,15 @@ def test_recipe_pictures_and_text_reach_visdom_and_the_run_directory(server, tmp
 
 
 def test_page_shows_the_run_in_headless_chromium(server, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "make test installs Debian's chromium; run `make test` or apt-get install chromium"
     assert run_xor(tmp_path, server.port, "--visdom-env", "xor_page_test", epochs=2).returncode == 0
     url = f"http://127.0.0.1:{server.port}/env/xor_page_test"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-        "--virtual-time-budget=8000",
-    ]
-    dom = subprocess.run(
-        [chromium, *flags, f"--user-data-dir={tmp_path / 'profile1'}", "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = chromium(url, tmp_path / "profile1")
     screenshot = tmp_path / "visdom-page.png"
-    subprocess.run(
-        [chromium, *flags, f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={screenshot}", url],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
+    chromium(url, tmp_path / "profile2", screenshot=screenshot)
     print(f"screenshot: {screenshot}")
-    assert dom.count('class="window"') == 5, "five windows rendered (scripts loaded offline)"
-    for title in ("training loss", "accuracy", "learning rate", "samples per second"):
+    assert dom.count('class="window"') == 6, "five plots and the decision regions (scripts loaded offline)"
+    for title in ("training loss", "accuracy", "learning rate", "samples per second", "2 hidden layer(s)"):
+
         assert title in dom
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
 

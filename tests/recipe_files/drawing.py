@@ -29,6 +29,7 @@ def build(config, settings):
         loss_fn=nn.CrossEntropyLoss(),
         train=data,
         val=data,
+        test=data,
         metrics=lambda: {"accuracy": Accuracy()},
         handlers=handlers,
     )

@@ -1,0 +1,139 @@
+"""``ignite-lab export``: a trained model as a file that runs without ignite-lab or the recipe's source.
+
+Formats: TorchScript (``torch.jit.trace``: load with ``torch.jit.load``), ONNX (``torch.onnx.export``: run
+with onnxruntime; the onnx packages are the optional extra ``ignite-lab[onnx]``) and ``torch.export``'s
+ExportedProgram (load with ``torch.export.load``). The batch dimension is left dynamic where the
+exporter allows it. Nothing is written unless it checks out: the exported file is loaded back and run on
+a batch of real validation inputs, and its outputs must match the eager model's within TOLERANCE.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.utils import apply_to_tensor
+
+from ignite_lab.checkpoints import run_dir_of
+from ignite_lab.errors import UserError
+from ignite_lab.evaluation import load_for_inference
+from ignite_lab.loaders import build_loader
+from ignite_lab.recipe import Recipe
+
+FORMATS = ("torchscript", "onnx", "exported-program")
+SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "exported-program": ".pt2"}
+TOLERANCE = "max |exported - eager| <= 1e-4 x (1 + max |eager|)"
+
+
+@dataclass
+class Exported:
+    path: Path
+    max_difference: float
+    batch: int
+    dynamic_batch: bool
+
+
+def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) -> Exported:
+    """Export the checkpoint's model to ``fmt``, check it against the eager model, then write it to ``out``."""
+    parts, config, _ = load_for_inference(recipe, checkpoint, "cpu")
+    model = parts.model.eval()
+    x = example_batch(parts, config)
+    with torch.inference_mode():
+        eager = model(x)
+    if not isinstance(eager, torch.Tensor):
+        raise UserError(f"{recipe.name}'s model returns {type(eager).__name__}, not one tensor: it cannot be exported")
+    out = out or run_dir_of(checkpoint) / "export" / f"{recipe.name}{SUFFIXES[fmt]}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        got, dynamic = WRITERS[fmt](model, x, tmp)
+        difference = float((got.float() - eager.float()).abs().max())
+        if difference > 1e-4 * (1 + float(eager.abs().max())):
+            raise UserError(
+                f"{recipe.name} exported to {fmt} gives other outputs than the model: max difference {difference:.3g} "
+                f"({TOLERANCE} is required); not written"
+            )
+        os.replace(tmp, out)
+    except UserError:
+        raise
+    except Exception as exc:  # each exporter fails its own way on what it cannot trace
+        raise UserError(f"{recipe.name} does not export to {fmt}: {type(exc).__name__}: {first_line(exc)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Exported(out, difference, batch_size(x), dynamic)
+
+
+def example_batch(parts: Any, config: Any) -> Any:
+    """The first batch of the validation split: real inputs, converted as training converts them."""
+    loader = build_loader(
+        parts.val, min(8, config.batch_size), shuffle=False, seed=config.seed, device=torch.device("cpu")
+    )
+    x, _ = next(iter(loader))
+    return x
+
+
+def tensors(x: Any) -> list[torch.Tensor]:
+    """The tensors of a model input (a tensor, or tuples, lists and dicts of them), in order."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    items = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else []
+    return [t for item in items for t in tensors(item)]
+
+
+def batch_size(x: Any) -> int:
+    return int(tensors(x)[0].shape[0])
+
+
+def first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def to_torchscript(model: torch.nn.Module, x: Any, path: Path) -> tuple[torch.Tensor, bool]:
+    traced = torch.jit.trace(model, (x,), strict=False, check_trace=False)
+    traced.save(str(path))
+    with torch.inference_mode():
+        return torch.jit.load(str(path))(x), True  # traced ops are shape-generic for the batch
+
+
+def dynamic_batch(x: Any) -> Any:
+    """Every tensor of the input with a dynamic first (batch) dimension, for torch.export."""
+    return (apply_to_tensor(x, lambda t: {0: torch.export.Dim.AUTO}),)
+
+
+def exported_program(model: torch.nn.Module, x: Any) -> tuple[Any, bool]:
+    try:
+        return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch(x)), True
+    except Exception:  # some models pin the batch (a reshape to a fixed size): export that batch
+        return torch.export.export(model, (x,)), False
+
+
+def to_exported_program(model: torch.nn.Module, x: Any, path: Path) -> tuple[torch.Tensor, bool]:
+    program, dynamic = exported_program(model, x)
+    torch.export.save(program, str(path))
+    with torch.inference_mode():
+        return torch.export.load(str(path)).module()(x), dynamic
+
+
+def to_onnx(model: torch.nn.Module, x: Any, path: Path) -> tuple[torch.Tensor, bool]:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("ONNX export needs the onnx extra: pip install 'ignite-lab[onnx]'") from None
+    program, dynamic = exported_program(model, x)
+    torch.onnx.export(program, (x,), str(path), dynamo=True, external_data=False, verbose=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {arg.name: leaf.numpy() for arg, leaf in zip(session.get_inputs(), tensors(x), strict=True)}
+
+    return torch.from_numpy(session.run(None, feed)[0]), dynamic
+
+
+WRITERS: dict[str, Callable[[torch.nn.Module, Any, Path], tuple[torch.Tensor, bool]]] = {
+    "torchscript": to_torchscript,
+    "onnx": to_onnx,
+    "exported-program": to_exported_program,
+}

@@ -1,0 +1,58 @@
+"""``ignite-lab predict``: what a trained model says about a user's own files or text.
+
+The recipe's ``Predictor`` (recipe.py) converts the inputs exactly as its training data was converted;
+this module runs the model through the same evaluation step as ``eval`` and formats the answer: the top-k
+classes with their probabilities, or the files a segmentation model wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ignite_lab.errors import UserError
+from ignite_lab.evaluation import load_for_inference
+from ignite_lab.recipe import Recipe, to_device
+from ignite_lab.tables import format_table
+
+
+def predict(recipe: Recipe, checkpoint: Path, inputs: list[str], top_k: int, device: str | None = None) -> list[dict]:
+    """One result per input: its name and either its top-k classes with probabilities or the files written."""
+    parts, _, process = load_for_inference(recipe, checkpoint, device)
+    if parts.predictor is None:
+        hint = f"; it writes text: ignite-lab generate {recipe.name} --checkpoint PATH" if parts.generate else ""
+        raise UserError(f"{recipe.name} does not predict on inputs of your own{hint}")
+    if not inputs:
+        raise UserError(f"nothing to predict: give {recipe.name} some inputs ({parts.predictor.note})")
+    names, x = parts.predictor.read(inputs)
+    with torch.inference_mode():
+        scores = process.precision.forward(parts.model, to_device(x, process.device, parts.channels_last)).cpu()
+    if parts.predictor.write is not None:
+        return [
+            {"input": name, "wrote": out} for name, out in zip(names, parts.predictor.write(names, scores), strict=True)
+        ]
+    probabilities = torch.softmax(scores.float(), dim=1)
+    classes = parts.predictor.classes or [str(i) for i in range(probabilities.shape[1])]
+    k = min(top_k, probabilities.shape[1])
+    top = probabilities.topk(k, dim=1)
+    return [
+        {
+            "input": name,
+            "top": [
+                {"class": classes[int(i)], "probability": round(float(p), 4)} for p, i in zip(ps, ids, strict=True)
+            ],
+        }
+        for name, ps, ids in zip(names, top.values, top.indices, strict=True)
+    ]
+
+
+def render(results: list[dict], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(results, indent=1)
+    if results and "wrote" in results[0]:
+        return format_table(["input", "wrote"], [(r["input"], r["wrote"]) for r in results])
+    rows = [(r["input"], *[f"{t['class']} {t['probability']:.3f}" for t in r["top"]]) for r in results]
+    k = len(results[0]["top"]) if results else 0
+    return format_table(["input", *[f"#{i + 1}" for i in range(k)]], rows)

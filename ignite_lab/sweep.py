@@ -1,0 +1,412 @@
+"""``ignite-lab sweep``: hyperparameter search on Optuna, from one machine to many sharing one database.
+
+Each trial is an ordinary run directory (``OUTPUT_DIR/NAME/sweep-STUDY/trial-K``): ``compare``, ``eval``,
+``predict`` and ``--resume`` work on it. Its objective is the recipe's own validation score in the recipe's
+direction; test metrics are recorded in the run but never used to choose. An Ignite handler reports the
+validation score to Optuna after every epoch and stops a trial its pruner judges unpromising (status
+``pruned``). We use our own small handler rather than optuna-integration's ``PyTorchIgnitePruningHandler``
+because that one raises ``TrialPruned`` inside the evaluator, which aborts the run before its summary and
+last checkpoint are written; ours terminates the trainer, so a pruned trial's directory is complete.
+
+Storage is a SQLite file in the sweep directory by default; ``--storage postgresql://...`` (any SQLAlchemy
+URL Optuna supports) and the same ``--study`` let many machines run the same command on one study. The
+study counts trials under a claim lock (a lock file for SQLite, an advisory lock for PostgreSQL), so all
+workers together start exactly ``--trials`` of them. A trial whose worker died is marked failed and
+queued again with the same parameters (Optuna's RetryHeartbeatStaleTrialCallback): at once when the worker was on
+this machine, else when its heartbeat stops; so a sweep killed at any point and started again with the
+same command continues the same study, never losing or duplicating a trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import os
+import socket
+import time
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Events
+
+from ignite_lab.compat import optuna_heartbeat
+from ignite_lab.errors import RunFailed, UserError
+from ignite_lab.launch import Request
+from ignite_lab.recipe import Recipe, RunView
+from ignite_lab.spaces import Space
+
+log = logging.getLogger(__name__)
+PRUNERS = ("none", "median", "hyperband")
+
+
+def retry(study: Any, trial: Any) -> None:
+    """A dead worker's trial goes back in the queue with its parameters, up to 3 times."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+
+
+@dataclass
+class Sweep:
+    """What ``ignite-lab sweep`` was asked for: the base run, the spaces searched and the study's place."""
+
+    request: Request  # the fixed part of every trial's run
+    spaces: list[Space]
+    trials: int
+    study: str
+    storage: str | None
+    jobs: int
+    pruner: str
+    timeout: float | None
+    score: str = "accuracy"
+    direction: str = "maximize"
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.request.launch.output_dir).expanduser() / self.request.config.recipe / f"sweep-{self.study}"
+
+    @property
+    def url(self) -> str:
+        """The storage as a SQLAlchemy URL; plain postgresql:// means the psycopg (3) driver ignite-lab ships."""
+        if self.storage and self.storage.startswith("postgresql://"):
+            return "postgresql+psycopg://" + self.storage.removeprefix("postgresql://")
+        return self.storage or f"sqlite:///{(self.folder / 'study.db').resolve()}"
+
+
+def open_study(sweep: Sweep, create: bool) -> Any:
+    """The sweep's Optuna study (created on first use); an unreachable storage is one clear error."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats and retries are "experimental" since Optuna 2.8 and the way a sweep survives dead workers
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # ask/tell with our own heartbeat thread (compat.optuna_heartbeat) is what this warning is about
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    try:
+        with claim_lock(sweep):
+            return create_or_load(sweep, create)
+    except UserError:
+        raise
+    except Exception as exc:  # sqlalchemy's and the drivers' errors: name the storage, not a traceback
+        text = str(exc).strip().splitlines()
+        raise UserError(f"cannot open the study at {redacted(sweep.url)}: {text[0][:300] if text else exc}") from None
+
+
+def create_or_load(sweep: Sweep, create: bool) -> Any:
+    import optuna
+    from optuna.storages import RDBStorage
+
+    storage = RDBStorage(sweep.url, heartbeat_interval=10, grace_period=30, heartbeat_stale_trial_callback=retry)
+    if not create:  # a study keeps no sampler or pruner: each worker brings the sweep's own
+        return optuna.load_study(study_name=sweep.study, storage=storage, sampler=sampler(sweep), pruner=pruner(sweep))
+    return optuna.create_study(
+        study_name=sweep.study,
+        storage=storage,
+        direction=sweep.direction,
+        load_if_exists=True,
+        sampler=sampler(sweep),
+        pruner=pruner(sweep),
+    )
+
+
+def redacted(url: str) -> str:
+    """The storage URL without its password, for messages."""
+    head, sep, tail = url.partition("@")
+    return (head.rsplit(":", 1)[0] + ":***@" + tail) if sep and head.count(":") >= 2 else url
+
+
+def sampler(sweep: Sweep) -> Any:
+    """TPE, seeded per worker: workers with one seed would propose the same first trials."""
+    import optuna
+
+    seed = zlib.crc32(f"{sweep.request.config.seed}/{socket.gethostname()}/{os.getpid()}".encode())
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def pruner(sweep: Sweep) -> Any:
+    import optuna
+
+    if sweep.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if sweep.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.request.config.epochs)
+    return optuna.pruners.NopPruner()
+
+
+@contextlib.contextmanager
+def claim_lock(sweep: Sweep) -> Iterator[None]:
+    """Serializes creating the study and claiming trials across workers: a lock file next to a SQLite study, an
+    advisory lock in PostgreSQL (machines started together would race creating Optuna's tables); other
+    databases get the lock file (exact on one machine only)."""
+    if sweep.url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(sweep.url, poolclass=None)
+        key = zlib.crc32(sweep.study.encode())
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        engine.dispose()
+        return
+    sweep.folder.mkdir(parents=True, exist_ok=True)
+    with open(sweep.folder / ".claim.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def next_trial(sweep: Sweep, study: Any) -> Any | None:
+    """Under the claim lock: settle dead workers' trials, then ask for a trial unless enough have started."""
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    with claim_lock(sweep):
+        fail_dead_local_trials(study)
+        fail_stale_trials(study)
+        started = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        if len(started) >= sweep.trials:
+            return None
+        trial = study.ask()
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        return trial
+
+
+def fail_dead_local_trials(study: Any) -> None:
+    """Running trials of workers on this machine that are gone (killed): failed now, and queued again."""
+    from optuna.trial import TrialState
+
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = frozen.user_attrs
+        if attrs.get("host") == socket.gethostname() and not alive(int(attrs.get("pid", 0))):
+            study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+            retry(study, study.get_trials(deepcopy=False)[frozen.number])
+            log.warning(
+                "trial %d's worker (pid %s) is gone: marked failed and queued again", frozen.number, attrs["pid"]
+            )
+
+
+def alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"ignite_lab" in cmdline or b"ignite-lab" in cmdline
+
+
+def work(sweep: Sweep, recipe: Recipe) -> None:
+    """A worker: trials one after another until the study has its trials (or the time is up)."""
+    study = open_study(sweep, create=False)
+    deadline = time.monotonic() + sweep.timeout if sweep.timeout else None
+    while deadline is None or time.monotonic() < deadline:
+        trial = next_trial(sweep, study)
+        if trial is None:
+            return
+        with optuna_heartbeat(trial, study):
+            outcome = run_trial(sweep, recipe, trial)
+        study.tell(trial, outcome.value, state=outcome.state)
+        if outcome.status == "interrupted":  # Ctrl-C: the trial is failed (and re-run when the sweep continues)
+            raise RunFailed("the sweep was interrupted; the same command continues it")
+
+
+@dataclass
+class TrialOutcome:
+    status: str  # the run's summary status
+    state: Any  # Optuna's TrialState
+    value: float | None
+
+
+class Pruning:
+    """Reports the validation score to the trial after every epoch; stops the run when the pruner says so."""
+
+    def __init__(self, trial: Any, score: str) -> None:
+        self.trial, self.score = trial, score
+
+    def __call__(self, run: RunView) -> None:
+        run.evaluator.add_event_handler(Events.COMPLETED, self.report, run.trainer)
+
+    def report(self, evaluator: Any, trainer: Any) -> None:
+        epoch = trainer.state.epoch
+        self.trial.report(float(evaluator.state.metrics[self.score]), epoch)
+        if self.trial.should_prune():
+            trainer.state.stop_reason = ("pruned", f"pruned by Optuna after epoch {epoch}")
+            trainer.terminate()
+
+
+def trial_config(sweep: Sweep, trial: Any) -> Any:
+    """The base config with this trial's values: flags by name, settings as "settings.KEY"."""
+    config = sweep.request.config
+    values = {space.name: space.suggest(trial) for space in sweep.spaces}
+    flags = {k: v for k, v in values.items() if not k.startswith("settings.")}
+    settings = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("settings.")}
+    return dataclasses.replace(config, **flags, settings={**config.settings, **settings})
+
+
+def run_trial(sweep: Sweep, recipe: Recipe, trial: Any) -> TrialOutcome:
+    """One trial as an ordinary run in ``sweep-STUDY/trial-K``; its value is the best validation score."""
+    from optuna.trial import TrialState
+
+    from ignite_lab.resume import new_run
+    from ignite_lab.training import train
+
+    request = sweep.request
+    plan = new_run(
+        recipe, trial_config(sweep, trial), request.launch, request.recipe_ref, sweep.folder / f"trial-{trial.number}"
+    )
+    trial.set_user_attr("run_dir", str(plan.run.path))
+    try:
+        summary = train(recipe, plan, request.launch, request.dashboard, handlers=Pruning(trial, sweep.score))
+    except RunFailed:
+        summary = plan.run.read_summary()
+    status = summary.get("status", "failed")
+    trial.set_user_attr("wall_time_s", summary.get("wall_time_s"))
+    trial.set_user_attr("test", summary.get("test"))
+    if status == "pruned":
+        return TrialOutcome(status, TrialState.PRUNED, None)
+    best = (summary.get("best_val") or {}).get(sweep.score)
+    if status in ("completed", "early_stopped") and best is not None:
+        return TrialOutcome(status, TrialState.COMPLETE, float(best))
+    return TrialOutcome(status, TrialState.FAIL, None)
+
+
+def run_sweep(sweep: Sweep, recipe: Recipe) -> str:
+    """Create or continue the study, run ``jobs`` workers here, and report the study as it now stands."""
+    sweep.score, sweep.direction = score_of(recipe, sweep.request.config)
+    sweep.folder.mkdir(parents=True, exist_ok=True)
+    open_study(sweep, create=True)
+    log.info(
+        "study %s at %s: %d trials, objective val %s (%s)",
+        sweep.study,
+        redacted(sweep.url),
+        sweep.trials,
+        sweep.score,
+        sweep.direction,
+    )
+    if sweep.jobs == 1:
+        work(sweep, recipe)
+    else:
+        run_workers(sweep)
+    return report(sweep, recipe)
+
+
+def score_of(recipe: Recipe, config: Any) -> tuple[str, str]:
+    """The recipe's validation score and whether higher is better (its Parts say; built once, on the CPU)."""
+    import torch
+
+    from ignite_lab.precision import Precision
+    from ignite_lab.training import Process, build_parts
+
+    parts, _ = build_parts(recipe, config, Process(torch.device("cpu"), 1, 0, Precision("32", "cpu")))
+    return parts.score, "maximize" if parts.score_mode == "max" else "minimize"
+
+
+def run_workers(sweep: Sweep) -> None:
+    """``jobs`` worker processes on this machine, sharing the cores; a failed worker is a clear error."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=worker_main, args=(sweep, max(1, (os.cpu_count() or 1) // sweep.jobs)))
+        for _ in range(sweep.jobs)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join()
+    failed = [p.exitcode for p in workers if p.exitcode]
+    if failed:
+        raise RunFailed(f"{len(failed)} of {sweep.jobs} sweep workers stopped early (exit codes {failed})")
+
+
+def worker_main(sweep: Sweep, threads: int) -> None:
+    import sys
+
+    import torch
+
+    from ignite_lab.logs import setup_logging
+    from ignite_lab.registry import load_recipe
+
+    setup_logging()
+    torch.set_num_threads(threads)
+    try:
+        work(sweep, load_recipe(sweep.request.recipe_ref))
+    except UserError as exc:
+        log.error("%s", exc.message)
+        sys.exit(exc.exit_code or 1)
+
+
+def report(sweep: Sweep, recipe: Recipe) -> str:
+    """The trials as a table, the best trial's directory and command, and Optuna's pictures in the sweep folder."""
+    from ignite_lab.tables import format_table
+
+    study = open_study(sweep, create=False)
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({name for t in trials for name in t.params})
+    rows = [
+        [t.number, t.state.name.lower(), *[t.params.get(n) for n in names], t.value, t.user_attrs.get("wall_time_s")]
+        for t in trials
+    ]
+    text = [format_table(["trial", "state", *names, f"val {sweep.score}", "wall s"], rows)]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if complete:
+        best = study.best_trial
+        text.append(f"best: trial {best.number}, val {sweep.score} {best.value:.4f}, {best.user_attrs.get('run_dir')}")
+        text.append(f"reproduce it with: {best_command(sweep, recipe, best.params)}")
+        text.append(f"pictures: {', '.join(str(p) for p in pictures(study, sweep.folder))}")
+    return "\n".join(text)
+
+
+def best_command(sweep: Sweep, recipe: Recipe, params: dict[str, Any]) -> str:
+    """``ignite-lab run`` with the fixed flags of the sweep and the best trial's values."""
+    config, base = sweep.request.config, recipe
+    parts = [f"ignite-lab run {sweep.request.recipe_ref}"]
+    for name in ("epochs", "batch_size", "lr", "lr_schedule", "seed", "data_dir", "precision", "preset"):
+        value = params.get(name, getattr(config, name))
+        if value != getattr(base, name, None) and value not in (None, "default"):
+            parts.append(f"--{name.replace('_', '-')} {value}")
+    settings = {**config.settings, **{k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("settings.")}}
+    parts += [
+        f"--set {k}={v}" for k, v in settings.items() if k in sweep.request.config.settings or f"settings.{k}" in params
+    ]
+    return " ".join(parts)
+
+
+def pictures(study: Any, folder: Path) -> list[Path]:
+    """Optuna's matplotlib pictures: optimisation history, parameter importances, parallel coordinates."""
+    import warnings
+
+    from optuna.visualization import matplotlib as plots
+
+    from ignite_lab.plots import pyplot
+
+    plt = pyplot()
+    written = []
+    for name, draw in (
+        ("history", plots.plot_optimization_history),
+        ("importances", plots.plot_param_importances),
+        ("parallel_coordinates", plots.plot_parallel_coordinate),
+    ):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                axes = draw(study)
+            figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
+            figure.set_size_inches(8, 5)
+            figure.tight_layout()
+            figure.savefig(folder / f"{name}.png", dpi=90)
+            plt.close(figure)
+            written.append(folder / f"{name}.png")
+        except (ValueError, RuntimeError) as exc:  # importances need two finished trials that differ
+            log.info("no %s picture: %s", name, exc)
+    return written
