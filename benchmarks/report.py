@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from ignite_lab.tables import markdown
+
 
 def report(r: dict) -> str:
     out = io.StringIO()
@@ -17,8 +19,7 @@ def report(r: dict) -> str:
 
 
 def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n\n"
+    return markdown(header, rows) + "\n\n"
 
 
 def overhead(r: dict) -> str:

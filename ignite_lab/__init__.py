@@ -30,6 +30,6 @@ __version__ = "0.2.0"
 
 def recipe_main(recipe: Recipe) -> None:
     """Run ``recipe`` from the command line with every ignite-lab flag (``python my_recipe.py --epochs 3``)."""
-    from ignite_lab.cli import recipe_main as main
+    from ignite_lab.commands import recipe_main as main
 
     main(recipe)

@@ -1,6 +1,6 @@
 """Exceptions for mistakes a person can fix (bad flags, files, data) and for runs that stop early.
 
-Plain exceptions with an exit code: only the command line (``cli.py``) turns them into one
+Plain exceptions with an exit code: only the command line (``commands.Reported``) turns them into one
 printed line and a non-zero exit, so the training core does not depend on click.
 """
 

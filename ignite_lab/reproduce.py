@@ -26,6 +26,7 @@ from typing import Any
 from ignite_lab.errors import UserError
 from ignite_lab.recipe import Recipe
 from ignite_lab.registry import load_recipe, recipe_names
+from ignite_lab.tables import markdown, replace_between
 
 log = logging.getLogger(__name__)
 README_START, README_END = "<!-- reproduce:start -->", "<!-- reproduce:end -->"
@@ -232,9 +233,7 @@ README_COLUMNS = ["recipe", "preset", "book figure", "ours", "epochs", "wall", "
 def markdown_table(rows: dict[str, dict], columns: list[str] = HEADER) -> str:
     ordered = sorted(rows.values(), key=lambda r: (recipe_order(r["recipe"]), r["preset"] != "book", r["preset"]))
     keep = [HEADER.index(c) for c in columns]
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(row_cells(r)[i] for i in keep) + " |" for r in ordered]
-    return "\n".join(lines)
+    return markdown(columns, [[row_cells(r)[i] for i in keep] for r in ordered])
 
 
 def recipe_order(name: str) -> int:
@@ -260,10 +259,4 @@ def write_table(rows: dict[str, dict], path: Path) -> None:
 
 def update_readme(rows: dict[str, dict], readme: Path) -> None:
     """The README's recipe results come from the same rows (between its reproduce markers)."""
-    if not readme.is_file() or README_START not in readme.read_text():
-        return
-    text = readme.read_text()
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    table = markdown_table(rows, README_COLUMNS)
-    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+    replace_between(readme, README_START, README_END, markdown_table(rows, README_COLUMNS))

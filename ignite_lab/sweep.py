@@ -132,8 +132,10 @@ def sampler(sweep: Sweep) -> Any:
 def pruner(sweep: Sweep) -> Any:
     import optuna
 
-    if sweep.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if sweep.pruner == "median":  # Optuna's 5 unpruned trials; no pruning in the first third of the epochs
+        epochs = sweep.request.config.epochs
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 3))
+
     if sweep.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=sweep.request.config.epochs)
     return optuna.pruners.NopPruner()
@@ -180,6 +182,7 @@ def next_trial(sweep: Sweep, study: Any) -> Any | None:
         trial = study.ask()
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("pid_started", started_at(os.getpid()))
         return trial
 
 
@@ -189,7 +192,7 @@ def fail_dead_local_trials(study: Any) -> None:
 
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = frozen.user_attrs
-        if attrs.get("host") == socket.gethostname() and not alive(int(attrs.get("pid", 0))):
+        if attrs.get("host") == socket.gethostname() and not alive(attrs.get("pid", 0), attrs.get("pid_started")):
             study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
             retry(study, study.get_trials(deepcopy=False)[frozen.number])
             log.warning(
@@ -197,25 +200,37 @@ def fail_dead_local_trials(study: Any) -> None:
             )
 
 
-def alive(pid: int) -> bool:
+def started_at(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc): a pid and this name one process,
+    even after the pid is reused."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"ignite_lab" in cmdline or b"ignite-lab" in cmdline
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def alive(pid: int, started: str | None) -> bool:
+    now = started_at(int(pid))
+    return now is not None and (started is None or now == started)
 
 
 def work(sweep: Sweep, recipe: Recipe) -> None:
     """A worker: trials one after another until the study has its trials (or the time is up)."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
     study = open_study(sweep, create=False)
     deadline = time.monotonic() + sweep.timeout if sweep.timeout else None
     while deadline is None or time.monotonic() < deadline:
         trial = next_trial(sweep, study)
         if trial is None:
             return
-        with optuna_heartbeat(trial, study):
-            outcome = run_trial(sweep, recipe, trial)
-        study.tell(trial, outcome.value, state=outcome.state)
+        try:
+            with optuna_heartbeat(trial, study):
+                outcome = run_trial(sweep, recipe, trial)
+            study.tell(trial, outcome.value, state=outcome.state, skip_if_finished=True)
+        except UpdateFinishedTrialError:  # another worker judged it dead (a stalled heartbeat) and queued it again
+            log.warning("trial %d was marked failed by another worker; its re-run counts instead", trial.number)
+            continue
         if outcome.status == "interrupted":  # Ctrl-C: the trial is failed (and re-run when the sweep continues)
             raise RunFailed("the sweep was interrupted; the same command continues it")
 
@@ -344,6 +359,10 @@ def worker_main(sweep: Sweep, threads: int) -> None:
     except UserError as exc:
         log.error("%s", exc.message)
         sys.exit(exc.exit_code or 1)
+    except Exception as exc:  # one line here; the parent says how many workers stopped
+        log.error("sweep worker %d stopped: %s: %s", os.getpid(), type(exc).__name__, exc)
+        log.debug("worker traceback", exc_info=True)
+        sys.exit(1)
 
 
 def report(sweep: Sweep, recipe: Recipe) -> str:
@@ -354,8 +373,7 @@ def report(sweep: Sweep, recipe: Recipe) -> str:
     trials = study.get_trials(deepcopy=False)
     names = sorted({name for t in trials for name in t.params})
     rows = [
-        [t.number, t.state.name.lower(), *[t.params.get(n) for n in names], t.value, t.user_attrs.get("wall_time_s")]
-        for t in trials
+        [t.number, t.state.name.lower(), *[short(t.params.get(n)) for n in names], t.value, wall(t)] for t in trials
     ]
     text = [format_table(["trial", "state", *names, f"val {sweep.score}", "wall s"], rows)]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
@@ -367,13 +385,26 @@ def report(sweep: Sweep, recipe: Recipe) -> str:
     return "\n".join(text)
 
 
+def short(value: Any) -> Any:
+    """Searched floats to 3 significant digits in the table (the best command keeps them exact)."""
+    return f"{value:.3g}" if isinstance(value, float) else value
+
+
+def wall(trial: Any) -> str | None:
+    seconds = trial.user_attrs.get("wall_time_s")
+    return f"{seconds:.1f}" if seconds is not None else None
+
+
 def best_command(sweep: Sweep, recipe: Recipe, params: dict[str, Any]) -> str:
     """``ignite-lab run`` with the fixed flags of the sweep and the best trial's values."""
-    config, base = sweep.request.config, recipe
+    from ignite_lab.config import TrainConfig
+
+    config = sweep.request.config
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     parts = [f"ignite-lab run {sweep.request.recipe_ref}"]
     for name in ("epochs", "batch_size", "lr", "lr_schedule", "seed", "data_dir", "precision", "preset"):
         value = params.get(name, getattr(config, name))
-        if value != getattr(base, name, None) and value not in (None, "default"):
+        if value != getattr(recipe, name, defaults.get(name)) and value not in (None, "default"):
             parts.append(f"--{name.replace('_', '-')} {value}")
     settings = {**config.settings, **{k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("settings.")}}
     parts += [
@@ -384,8 +415,6 @@ def best_command(sweep: Sweep, recipe: Recipe, params: dict[str, Any]) -> str:
 
 def pictures(study: Any, folder: Path) -> list[Path]:
     """Optuna's matplotlib pictures: optimisation history, parameter importances, parallel coordinates."""
-    import warnings
-
     from optuna.visualization import matplotlib as plots
 
     from ignite_lab.plots import pyplot

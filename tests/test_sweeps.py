@@ -37,9 +37,12 @@ def states(trials) -> dict[str, int]:
 
 
 def test_a_six_trial_sweep_beats_its_worst_trial_and_writes_table_and_pictures(tmp_path):
+    """Two workers on one machine (--jobs 2) on the default SQLite study."""
     args = ["sweep", "xor", "--trials", "6", "--epochs", "15", "--lr", "log(1e-4,0.3)", "--set", "hidden=[2,8]"]
-    proc = run_process(*lab(*args, "--pruner", "none", "--output-dir", tmp_path))
+    proc = run_process(*lab(*args, "--pruner", "none", "--jobs", "2", "--output-dir", tmp_path))
     assert proc.returncode == 0, proc.stderr
+    assert "is gone" not in proc.stderr  # a live worker's trial is never taken for a dead one's
+
     folder = tmp_path / "xor" / "sweep-sweep"
     trials = study_trials(f"sqlite:///{folder / 'study.db'}")
     assert states(trials) == {"COMPLETE": 6}
@@ -70,7 +73,7 @@ def test_a_hopeless_trial_is_pruned_after_an_epoch_and_says_so(tmp_path):
     request = Request("xor", config, set(), LaunchConfig(output_dir=str(tmp_path)), DashboardConfig())
     sweep = Sweep(request, [Space("lr", float, choices=(1e-7,))], 5, "prune", None, 1, "median", None)
     study = open_study(sweep, create=True)
-    for _ in range(3):
+    for _ in range(5):
         done = {1: 0.9, 2: 0.92, 3: 0.93, 4: 0.94, 5: 0.95, 6: 0.96}
         study.add_trial(optuna.create_trial(value=0.96, params={}, distributions={}, intermediate_values=done))
     trial = study.ask()

@@ -119,7 +119,6 @@ def test_page_shows_the_run_in_headless_chromium(server, tmp_path):
     print(f"screenshot: {screenshot}")
     assert dom.count('class="window"') == 6, "five plots and the decision regions (scripts loaded offline)"
     for title in ("training loss", "accuracy", "learning rate", "samples per second", "2 hidden layer(s)"):
-
         assert title in dom
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
 

@@ -1,0 +1,109 @@
+"""``ignite-lab sweep NAME``: the run flags, where ``--lr``, ``--batch-size`` and ``--set`` take search spaces,
+and the sweep's own flags, parsed into a ``sweep.Sweep``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from ignite_lab.commands import LabCommand, LabGroup, parse_request, run_options, settings_epilog
+from ignite_lab.config import LaunchConfig
+from ignite_lab.errors import UserError
+from ignite_lab.recipe import Recipe
+from ignite_lab.registry import load_recipe, recipe_names
+
+SWEEP_LAUNCH = ("resume", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")  # not for trials
+
+
+def sweep_options(recipe: Recipe) -> list[click.Option]:
+    """The run flags (searchable ones take a SPACE), without resume and multi-process ones, and the sweep's own."""
+    searchable = {"lr": str(recipe.lr), "batch_size": str(recipe.batch_size)}
+    options_ = []
+    for option in run_options(recipe):
+        if option.name in SWEEP_LAUNCH:
+            continue
+        if option.name in searchable:
+            help_ = f"{option.help} A value or a SPACE, e.g. 'log(1e-4,1e-1)' or '[32,64]'."
+            option = click.Option(option.opts, default=searchable[option.name], show_default=True, help=help_)
+        if option.name == "set":
+            option = click.Option(
+                ["--set", "set"], multiple=True, metavar="KEY=VALUE|SPACE", help="A setting or its space."
+            )
+        options_.append(option)
+    positive = click.IntRange(min=1)
+    return options_ + [
+        click.Option(["--trials"], type=positive, required=True, help="Trials in the study, all workers together."),
+        click.Option(["--study"], default="sweep", show_default=True, help="Study name (the same on every machine)."),
+        click.Option(["--storage"], help="SQLAlchemy URL, e.g. postgresql://user:pw@host/db (default: a SQLite file)."),
+        click.Option(["--jobs"], type=positive, default=1, show_default=True, help="Trials at a time here."),
+        click.Option(["--pruner"], type=click.Choice(["none", "median", "hyperband"]), default="median"),
+        click.Option(
+            ["--timeout"], type=click.FloatRange(min=0, min_open=True), help="Start no trial after N seconds."
+        ),
+    ]
+
+
+def sweep_command(recipe: Recipe, ref: str, name: str | None = None) -> click.Command:
+    def callback(**values) -> None:
+        from ignite_lab.sweep import run_sweep
+
+        click.echo(run_sweep(parse_sweep(recipe, ref, values, click.get_current_context()), recipe))
+
+    return LabCommand(
+        name or recipe.name,
+        callback=callback,
+        params=sweep_options(recipe),
+        help=f"Search hyperparameters of {recipe.name} with Optuna. {SPACE_HELP}",
+        epilog=settings_epilog(recipe),
+        context_settings={"max_content_width": 110},
+    )
+
+
+SPACE_HELP = (
+    "SPACE: log(LOW,HIGH) log-uniform; (LOW,HIGH) uniform; (LOW,HIGH,STEP) on a grid; [A,B,C] one of these; "
+    "anything else a fixed value. Integer settings get integers."
+)
+
+
+def parse_sweep(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
+    """Sweep flags -> a Sweep: the spaces, the fixed values in the base run's config, the study's place."""
+    from ignite_lab.spaces import parse_spaces
+    from ignite_lab.sweep import Sweep
+
+    sweep_keys = ("trials", "study", "storage", "jobs", "pruner", "timeout")
+    own = {key: values.pop(key) for key in sweep_keys}
+    flags = {"lr": (float, values.pop("lr")), "batch_size": (int, values.pop("batch_size"))}
+    spaces, settings, fixed = parse_spaces(recipe.settings, list(values.pop("set")), flags)
+    check_searched_flags(spaces, fixed)
+    # a searched flag keeps the recipe's default in the base config; each trial's config overrides it
+    values.update({"set": [f"{k}={v}" for k, v in settings.items()], **fixed})
+    values.update({s.name: getattr(recipe, s.name) for s in spaces if not s.name.startswith("settings.")})
+
+    launch_defaults = {f.name: f.default for f in dataclasses.fields(LaunchConfig) if f.name in SWEEP_LAUNCH}
+    request = parse_request(recipe, ref, {**values, **launch_defaults}, ctx)
+    return Sweep(request, spaces, **own)
+
+
+def check_searched_flags(spaces: list, fixed: dict) -> None:
+    """A learning rate above 0 and a batch of at least 1, whether fixed or searched."""
+    for space in spaces:
+        low = min(space.choices) if space.choices is not None else space.low
+        if (space.name == "lr" and low <= 0) or (space.name == "batch_size" and low < 1):
+            raise UserError(
+                f"--{space.name.replace('_', '-')}: values must be {'above 0' if space.name == 'lr' else 'at least 1'}"
+            )
+    if fixed.get("lr", 1) <= 0 or fixed.get("batch_size", 1) < 1:
+        raise UserError("--lr must be above 0 and --batch-size at least 1")
+
+
+class SweepGroup(LabGroup):
+    """``ignite-lab sweep NAME``: each recipe (or recipe file) is a subcommand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return recipe_names()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command:
+        ref = str(Path(cmd_name).resolve()) if cmd_name.endswith(".py") else cmd_name
+        return sweep_command(load_recipe(ref), ref, cmd_name)
