@@ -61,12 +61,21 @@ def overhead(name: str, recipe: str, repeats: int, pairs: list[str], **fields) -
     }
 
 
+def commit() -> str | None:
+    """The commit measured, so a table can be matched to its code."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def measure(data: Path, repeats: int, batches: int, quick: bool) -> dict:
     mnist = data / "mnist"
     results = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "command": "make bench",
+        "commit": commit(),
         "batches": batches,
     }
     mnist_args = {"data_dir": str(mnist), "limit_batches": 200, "lr": 1e-3, "batch_size": 64}

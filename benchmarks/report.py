@@ -12,7 +12,9 @@ def report(r: dict) -> str:
     out.write(
         "# Benchmarks\n\nWritten by `make bench` (benchmarks/bench.py); every figure below comes from that run.\n\n"
     )
-    out.write(f"- Date: {r['date']}\n- Machine: {r['machine']}\n- Command: `{r['command']}`\n\n")
+    out.write(f"- Date: {r['date']}\n- Machine: {r['machine']}\n- Command: `{r['command']}`")
+    out.write(f" at commit {r['commit']}\n\n" if r.get("commit") else "\n\n")
+
     for section in (overhead, pipeline, speed, time_to_accuracy, memory, compiled):
         out.write(section(r))
     return out.getvalue()
