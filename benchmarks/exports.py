@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ignite_lab.errors import UserError  # noqa: E402
-from ignite_lab.export import FORMATS, export  # noqa: E402
+from ignite_lab.export import FORMATS, SUFFIXES, export  # noqa: E402
 from ignite_lab.registry import load_recipe, recipe_names  # noqa: E402
 from ignite_lab.reproduce import TARGETS, command_for  # noqa: E402
 from ignite_lab.tables import markdown, replace_between  # noqa: E402
@@ -29,7 +29,7 @@ START, END = "<!-- export:start -->", "<!-- export:end -->"
 
 def checkpoint_of(name: str, data_root: Path, out: Path) -> Path:
     """A two-batch run of the recipe on its real data; its last checkpoint."""
-    args = command_for(name, "default", TARGETS[name], data_root)[2:]
+    args = command_for(name, "default", TARGETS[name], data_root)[3:]
     summary, _ = run_cli([name, *args, "--epochs", "1", "--limit-batches", "2"], out)
     return Path(summary["run_dir"]) / "checkpoints" / summary["last_checkpoint"]
 
@@ -39,7 +39,7 @@ def try_formats(name: str, checkpoint: Path, out: Path) -> dict[str, str]:
     cells = {}
     for fmt in FORMATS:
         try:
-            done = export(load_recipe(name), checkpoint, fmt, out / f"{name}.{fmt}")
+            done = export(load_recipe(name), checkpoint, fmt, out / f"{name}{SUFFIXES[fmt]}")
         except UserError as exc:
             cells[fmt] = "no: " + exc.message.split(": ", 1)[-1][:90]
             continue

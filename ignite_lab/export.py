@@ -47,16 +47,19 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
     if not isinstance(eager, torch.Tensor):
         raise UserError(f"{recipe.name}'s model returns {type(eager).__name__}, not one tensor: it cannot be exported")
     out = out or run_dir_of(checkpoint) / "export" / f"{recipe.name}{SUFFIXES[fmt]}"
+    if fmt == "exported-program" and out.suffix != ".pt2":
+        raise UserError(f"--out {out}: torch.export.load reads .pt2 files only; name it {out.stem}.pt2")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".tmp-{out.name}")  # the same suffix: torch.export checks it
     try:
-        got, dynamic = WRITERS[fmt](model, x, tmp)
-        difference = float((got.float() - eager.float()).abs().max())
+        run = WRITERS[fmt](model, x, tmp)
+        difference = float((run(x).float() - eager.float()).abs().max())
         if difference > 1e-4 * (1 + float(eager.abs().max())):
             raise UserError(
                 f"{recipe.name} exported to {fmt} gives other outputs than the model: max difference {difference:.3g} "
                 f"({TOLERANCE} is required); not written"
             )
+        dynamic = takes_other_batches(run, model, x)
         os.replace(tmp, out)
     except UserError:
         raise
@@ -65,6 +68,20 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
     finally:
         tmp.unlink(missing_ok=True)
     return Exported(out, difference, batch_size(x), dynamic)
+
+
+def takes_other_batches(run: Callable[[Any], torch.Tensor], model: torch.nn.Module, x: Any) -> bool:
+    """Whether the exported model also answers a batch of another size, and answers it as the model does."""
+    half = apply_to_tensor(x, lambda t: t[: max(1, t.shape[0] // 2)])
+    if batch_size(half) == batch_size(x):
+        return False
+    try:
+        got = run(half)
+    except Exception:  # a batch size baked into the graph
+        return False
+    with torch.inference_mode():
+        eager = model(half)
+    return got.shape == eager.shape and bool(torch.allclose(got.float(), eager.float(), rtol=1e-4, atol=1e-4))
 
 
 def example_batch(parts: Any, config: Any) -> Any:
@@ -93,11 +110,18 @@ def first_line(exc: Exception) -> str:
     return text[0][:300] if text else ""
 
 
-def to_torchscript(model: torch.nn.Module, x: Any, path: Path) -> tuple[torch.Tensor, bool]:
-    traced = torch.jit.trace(model, (x,), strict=False, check_trace=False)
-    traced.save(str(path))
+Runner = Callable[[Any], torch.Tensor]  # the exported file, loaded back: inputs -> outputs
+
+
+def to_torchscript(model: torch.nn.Module, x: Any, path: Path) -> Runner:
+    torch.jit.trace(model, (x,), strict=False, check_trace=False).save(str(path))
+    loaded = torch.jit.load(str(path))
+    return lambda inputs: run_inference(loaded, inputs)
+
+
+def run_inference(module: Any, inputs: Any) -> torch.Tensor:
     with torch.inference_mode():
-        return torch.jit.load(str(path))(x), True  # traced ops are shape-generic for the batch
+        return module(inputs)
 
 
 def dynamic_batch(x: Any) -> Any:
@@ -105,34 +129,35 @@ def dynamic_batch(x: Any) -> Any:
     return (apply_to_tensor(x, lambda t: {0: torch.export.Dim.AUTO}),)
 
 
-def exported_program(model: torch.nn.Module, x: Any) -> tuple[Any, bool]:
+def exported_program(model: torch.nn.Module, x: Any) -> Any:
     try:
-        return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch(x)), True
+        return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch(x))
     except Exception:  # some models pin the batch (a reshape to a fixed size): export that batch
-        return torch.export.export(model, (x,)), False
+        return torch.export.export(model, (x,))
 
 
-def to_exported_program(model: torch.nn.Module, x: Any, path: Path) -> tuple[torch.Tensor, bool]:
-    program, dynamic = exported_program(model, x)
-    torch.export.save(program, str(path))
-    with torch.inference_mode():
-        return torch.export.load(str(path)).module()(x), dynamic
+def to_exported_program(model: torch.nn.Module, x: Any, path: Path) -> Runner:
+    torch.export.save(exported_program(model, x), str(path))
+    loaded = torch.export.load(str(path)).module()
+    return lambda inputs: run_inference(loaded, inputs)
 
 
-def to_onnx(model: torch.nn.Module, x: Any, path: Path) -> tuple[torch.Tensor, bool]:
+def to_onnx(model: torch.nn.Module, x: Any, path: Path) -> Runner:
     try:
         import onnxruntime
     except ImportError:
         raise UserError("ONNX export needs the onnx extra: pip install 'ignite-lab[onnx]'") from None
-    program, dynamic = exported_program(model, x)
-    torch.onnx.export(program, (x,), str(path), dynamo=True, external_data=False, verbose=False)
+    torch.onnx.export(exported_program(model, x), (x,), str(path), dynamo=True, external_data=False, verbose=False)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {arg.name: leaf.numpy() for arg, leaf in zip(session.get_inputs(), tensors(x), strict=True)}
 
-    return torch.from_numpy(session.run(None, feed)[0]), dynamic
+    def run(inputs: Any) -> torch.Tensor:
+        feed = {arg.name: leaf.numpy() for arg, leaf in zip(session.get_inputs(), tensors(inputs), strict=True)}
+        return torch.from_numpy(session.run(None, feed)[0])
+
+    return run
 
 
-WRITERS: dict[str, Callable[[torch.nn.Module, Any, Path], tuple[torch.Tensor, bool]]] = {
+WRITERS: dict[str, Callable[[torch.nn.Module, Any, Path], Runner]] = {
     "torchscript": to_torchscript,
     "onnx": to_onnx,
     "exported-program": to_exported_program,

@@ -1,8 +1,9 @@
 """``ignite-lab predict``: what a trained model says about a user's own files or text.
 
 The recipe's ``Predictor`` (recipe.py) converts the inputs exactly as its training data was converted;
-this module runs the model through the same evaluation step as ``eval`` and formats the answer: the top-k
-classes with their probabilities, or the files a segmentation model wrote.
+this module runs the model's forward pass as the evaluator does (device, precision, channels-last) and
+formats the answer: the top-k classes with their probabilities, or the files a segmentation model wrote.
+
 """
 
 from __future__ import annotations
