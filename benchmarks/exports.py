@@ -34,14 +34,15 @@ def checkpoint_of(name: str, data_root: Path, out: Path) -> Path:
     return Path(summary["run_dir"]) / "checkpoints" / summary["last_checkpoint"]
 
 
-def try_formats(name: str, checkpoint: Path, out: Path) -> dict[str, str]:
-    """One cell per format: the largest difference from the eager model and the batch, or why not."""
+def try_formats(name: str, checkpoint: Path, out: Path, reasons: list[str]) -> dict[str, str]:
+    """One cell per format: the largest difference from the eager model and the batch, or "no" (and why)."""
     cells = {}
     for fmt in FORMATS:
         try:
             done = export(load_recipe(name), checkpoint, fmt, out / f"{name}{SUFFIXES[fmt]}")
         except UserError as exc:
-            cells[fmt] = "no: " + exc.message.split(": ", 1)[-1][:90]
+            cells[fmt] = "no"
+            reasons.append(f"- `{name}` to {fmt}: {exc.message.split(f'to {fmt}: ', 1)[-1][:200]}")
             continue
         batch = "dynamic batch" if done.dynamic_batch else f"batch {done.batch} only"
         cells[fmt] = f"yes, {done.max_difference:.1e}, {batch}"
@@ -54,19 +55,22 @@ def main() -> None:
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    rows = []
+    rows, reasons = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in recipe_names():
             if name not in TARGETS:
                 continue
-            cells = try_formats(name, checkpoint_of(name, args.data_root, Path(tmp) / name), Path(tmp) / "out")
+            checkpoint = checkpoint_of(name, args.data_root, Path(tmp) / name)
+            cells = try_formats(name, checkpoint, Path(tmp) / "out", reasons)
             print(json.dumps({name: cells}), flush=True)
             rows.append([f"`{name}`", *(cells[f] for f in FORMATS)])
     note = (
         "Each cell: whether it exports, the largest |exported - eager| output difference on a batch of real "
-        "validation inputs, and whether the batch size is free (`python benchmarks/exports.py`)."
+        "validation inputs, and whether other batch sizes give the model's answers too "
+        "(`python benchmarks/exports.py`, default settings). Why not:"
     )
-    replace_between(args.readme, START, END, markdown(["recipe", *FORMATS], rows) + "\n\n" + note)
+    table = markdown(["recipe", *FORMATS], rows)
+    replace_between(args.readme, START, END, "\n\n".join([table, note, "\n".join(reasons)]).strip())
 
 
 if __name__ == "__main__":

@@ -54,10 +54,15 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
     try:
         run = WRITERS[fmt](model, x, tmp)
         difference = float((run(x).float() - eager.float()).abs().max())
-        if difference > 1e-4 * (1 + float(eager.abs().max())):
+        if not close(run(x), eager):
             raise UserError(
                 f"{recipe.name} exported to {fmt} gives other outputs than the model: max difference {difference:.3g} "
                 f"({TOLERANCE} is required); not written"
+            )
+        if not answers_like_the_model(run, model, reversed_batch(x)):
+            raise UserError(
+                f"{recipe.name} does not export to {fmt}: the exported graph holds the example inputs' own control "
+                "flow (the same inputs in another order give other outputs); not written"
             )
         dynamic = takes_other_batches(run, model, x)
         os.replace(tmp, out)
@@ -70,18 +75,33 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
     return Exported(out, difference, batch_size(x), dynamic)
 
 
-def takes_other_batches(run: Callable[[Any], torch.Tensor], model: torch.nn.Module, x: Any) -> bool:
+def reversed_batch(x: Any) -> Any:
+    """The same inputs in reverse order: a trace that baked in per-example control flow (SPINN's shift and
+    reduce) answers them wrongly."""
+    return apply_to_tensor(x, lambda t: t.flip(0))
+
+
+def takes_other_batches(run: Runner, model: torch.nn.Module, x: Any) -> bool:
     """Whether the exported model also answers a batch of another size, and answers it as the model does."""
     half = apply_to_tensor(x, lambda t: t[: max(1, t.shape[0] // 2)])
-    if batch_size(half) == batch_size(x):
-        return False
+    return batch_size(half) != batch_size(x) and answers_like_the_model(run, model, half)
+
+
+def answers_like_the_model(run: Runner, model: torch.nn.Module, x: Any) -> bool:
     try:
-        got = run(half)
-    except Exception:  # a batch size baked into the graph
+        got = run(x)
+    except Exception:  # a shape baked into the graph
         return False
     with torch.inference_mode():
-        eager = model(half)
-    return got.shape == eager.shape and bool(torch.allclose(got.float(), eager.float(), rtol=1e-4, atol=1e-4))
+        eager = model(x)
+    return close(got, eager)
+
+
+def close(got: torch.Tensor, eager: torch.Tensor) -> bool:
+    """TOLERANCE: the largest difference within 1e-4 of the outputs' scale."""
+    if got.shape != eager.shape:
+        return False
+    return float((got.float() - eager.float()).abs().max()) <= 1e-4 * (1 + float(eager.abs().max()))
 
 
 def example_batch(parts: Any, config: Any) -> Any:

@@ -231,10 +231,12 @@ def test_a_model_that_does_not_export_is_a_clear_error_and_writes_nothing(run_cl
     assert run_cli("run", "snli", *args, "--set", "hidden=8", "--set", "tracker=4").code == 0
     run = only_run(tmp_path / "runs", "snli")
     best = run / "checkpoints" / json.loads((run / "summary.json").read_text())["best_checkpoint"]
-    out = tmp_path / "spinn.pt2"
-    result = run_cli("export", "snli", "--checkpoint", best, "--format", "exported-program", "--out", out)
-    assert_clean_error(result, "snli does not export to exported-program")
-    assert not out.exists() and not list(tmp_path.glob(".*spinn*"))
+    for fmt, suffix in (("exported-program", ".pt2"), ("onnx", ".onnx"), ("torchscript", ".pt")):
+        out = tmp_path / f"spinn{suffix}"
+        result = run_cli("export", "snli", "--checkpoint", best, "--format", fmt, "--out", out)
+        assert_clean_error(result, f"snli does not export to {fmt}")  # a trace would hold one batch's parses
+        assert not out.exists() and not list(tmp_path.glob(".*spinn*"))
+
     wrong = run_cli("export", "snli", "--checkpoint", best, "--format", "exported-program", "--out", tmp_path / "m.pt")
     assert_clean_error(wrong, "reads .pt2 files only")
 
