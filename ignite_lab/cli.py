@@ -13,7 +13,7 @@ from ignite_lab.config import VISDOM_PORT
 from ignite_lab.errors import UserError
 from ignite_lab.logs import setup_logging
 from ignite_lab.registry import load_recipe, recipe_module, recipe_names
-from ignite_lab.sweep_cli import SweepGroup
+from ignite_lab.sweep_cli import sweep_command
 from ignite_lab.tables import format_table
 
 log = logging.getLogger("ignite_lab")
@@ -25,9 +25,15 @@ def cli() -> None:
     setup_logging()
 
 
-cli.add_command(RecipeGroup("run", help="Train a recipe: ignite-lab run NAME [FLAGS]. NAME may be a recipe .py file."))
 cli.add_command(
-    SweepGroup("sweep", help="Search a recipe's hyperparameters with Optuna: ignite-lab sweep NAME --trials N ...")
+    RecipeGroup("run", run_command, help="Train a recipe: ignite-lab run NAME [FLAGS]. NAME may be a recipe .py file.")
+)
+cli.add_command(
+    RecipeGroup(
+        "sweep",
+        sweep_command,
+        help="Search a recipe's hyperparameters with Optuna: ignite-lab sweep NAME --trials N ...",
+    )
 )
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -123,11 +125,18 @@ def run_command(recipe: Recipe, ref: str, name: str | None = None) -> click.Comm
 
         launch(recipe, parse_request(recipe, ref, values, click.get_current_context()))
 
+    return recipe_command(recipe, name, callback, run_options(recipe), f"{recipe.summary} Data: {recipe.dataset}.")
+
+
+def recipe_command(
+    recipe: Recipe, name: str | None, callback: Callable, params: list[click.Option], help_: str
+) -> click.Command:
+    """A command about one recipe, its settings listed below the flags."""
     return LabCommand(
         name or recipe.name,
         callback=callback,
-        params=run_options(recipe),
-        help=f"{recipe.summary} Data: {recipe.dataset}.",
+        params=params,
+        help=help_,
         epilog=settings_epilog(recipe),
         context_settings={"max_content_width": 110},
     )
@@ -141,11 +150,16 @@ def recipe_main(recipe: Recipe) -> None:
 
 
 class RecipeGroup(LabGroup):
-    """``ignite-lab run NAME``: each recipe (or a recipe .py file) is a subcommand."""
+    """A group whose subcommands are the recipes, or recipe .py files (``ignite-lab run NAME``, ``sweep NAME``):
+    ``command_for(recipe, ref, name)`` builds each one when it is asked for."""
+
+    def __init__(self, name: str, command_for: Callable[[Recipe, str, str], click.Command], **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.command_for = command_for
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return recipe_names()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command:
         ref = str(Path(cmd_name).resolve()) if cmd_name.endswith(".py") else cmd_name
-        return run_command(load_recipe(ref), ref, cmd_name)
+        return self.command_for(load_recipe(ref), ref, cmd_name)

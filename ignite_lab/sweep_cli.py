@@ -4,15 +4,13 @@ and the sweep's own flags, parsed into a ``sweep.Sweep``."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import click
 
-from ignite_lab.commands import LabCommand, LabGroup, parse_request, run_options, settings_epilog
+from ignite_lab.commands import parse_request, recipe_command, run_options
 from ignite_lab.config import LaunchConfig
 from ignite_lab.errors import UserError
 from ignite_lab.recipe import Recipe
-from ignite_lab.registry import load_recipe, recipe_names
 
 SWEEP_LAUNCH = ("resume", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")  # not for trials
 
@@ -51,14 +49,8 @@ def sweep_command(recipe: Recipe, ref: str, name: str | None = None) -> click.Co
 
         click.echo(run_sweep(parse_sweep(recipe, ref, values, click.get_current_context()), recipe))
 
-    return LabCommand(
-        name or recipe.name,
-        callback=callback,
-        params=sweep_options(recipe),
-        help=f"Search hyperparameters of {recipe.name} with Optuna. {SPACE_HELP}",
-        epilog=settings_epilog(recipe),
-        context_settings={"max_content_width": 110},
-    )
+    help_ = f"Search hyperparameters of {recipe.name} with Optuna. {SPACE_HELP}"
+    return recipe_command(recipe, name, callback, sweep_options(recipe), help_)
 
 
 SPACE_HELP = (
@@ -96,14 +88,3 @@ def check_searched_flags(spaces: list, fixed: dict) -> None:
             )
     if fixed.get("lr", 1) <= 0 or fixed.get("batch_size", 1) < 1:
         raise UserError("--lr must be above 0 and --batch-size at least 1")
-
-
-class SweepGroup(LabGroup):
-    """``ignite-lab sweep NAME``: each recipe (or recipe file) is a subcommand."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return recipe_names()
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command:
-        ref = str(Path(cmd_name).resolve()) if cmd_name.endswith(".py") else cmd_name
-        return sweep_command(load_recipe(ref), ref, cmd_name)
