@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,7 +210,23 @@ def test_the_import_graph_has_no_cycle():
         visit(module, [])
 
 
+def test_a_plain_run_imports_no_optional_package(tmp_path):
+    """TensorBoard, Optuna, onnx and Visdom cost start-up time and memory: only their flags import them."""
+    from conftest import run_process
+
+    probe = (
+        "import sys; from ignite_lab.cli import cli\n"
+        f"cli(['run', 'xor', '--epochs', '1', '--output-dir', {str(tmp_path)!r}], standalone_mode=False)\n"
+        "heavy = ('tensorboard', 'optuna', 'onnx', 'onnxruntime', 'visdom', 'sqlalchemy', 'pytorch_lightning')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))"
+    )
+    done = run_process(sys.executable, "-c", probe)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_core_does_not_depend_on_click():
+
     users = sorted(p.name for p in PACKAGE.glob("*.py") if "import click" in p.read_text())
     assert users == ["cli.py", "commands.py", "flags.py", "sweep_cli.py"]
 
