@@ -82,9 +82,12 @@ def reversed_batch(x: Any) -> Any:
 
 
 def takes_other_batches(run: Runner, model: torch.nn.Module, x: Any) -> bool:
-    """Whether the exported model also answers a batch of another size, and answers it as the model does."""
-    half = apply_to_tensor(x, lambda t: t[: max(1, t.shape[0] // 2)])
-    return batch_size(half) != batch_size(x) and answers_like_the_model(run, model, half)
+    """Whether the exported model also answers a batch of another size (half, or twice one input), and answers
+    it as the model does."""
+    n = batch_size(x)
+    other = apply_to_tensor(x, lambda t: t[: n // 2] if n > 1 else torch.cat([t, t]))
+    return answers_like_the_model(run, model, other)
+
 
 
 def answers_like_the_model(run: Runner, model: torch.nn.Module, x: Any) -> bool:
