@@ -66,15 +66,23 @@ class TensorBoardPlots:
         self._write("add_text", name, "\n".join("    " + line for line in text.splitlines()), epoch or 0)
 
     def finish(self, config: dict[str, Any], test: dict[str, Any] | None) -> None:
-        """The config as hparams and the test metrics as their results, in this run's own folder."""
-        hparams = {k: v for k, v in flatten(config).items() if isinstance(v, (int, float, str, bool))}
+        """The fields that define the training and the recipe's settings as hparams (not paths and switches,
+        which would crowd HParams' columns), the test metrics as their results, in this run's own folder."""
+
+        flat = flatten({key: config[key] for key in HPARAMS if key in config})
+        flat.update(flatten(config.get("settings", {}), "settings."))
+        hparams = {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool))}
         metrics = {f"test/{k}": float(v) for k, v in (test or {}).items() if scalar(v)}
         self._write("add_hparams", hparams, metrics, run_name=".")
 
         self._write("close")
 
 
+HPARAMS = ("lr", "batch_size", "epochs", "lr_schedule", "precision", "preset", "seed")
+
+
 def scalar(value: Any) -> bool:
+
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 

@@ -53,7 +53,9 @@ def test_tensorboard_logs_what_visdom_shows(run_cli, tmp_path):
     assert [i.step for i in images] == [1, 2, 3] and images[0].encoded_image_string[:4] == b"\x89PNG"
     assert "sample/text_summary" in events.Tags()["tensors"]  # the recipe's text
     hparams = summary_tags(board, "_hparams_/session_start_info")  # config + test metrics for the HParams view
-    assert len(hparams) == 1 and b"batch_size" in hparams[0].metadata.plugin_data.content
+    content = hparams[0].metadata.plugin_data.content
+    assert len(hparams) == 1 and b"batch_size" in content and b"data_dir" not in content  # what defines training
+
     assert b"test/accuracy" in summary_tags(board, "_hparams_/experiment")[0].metadata.plugin_data.content
 
 
