@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
-PYTEST_ARGS ?=
+# pytest-xdist: a worker per core, each taking whole test files (so module fixtures are built once)
+PYTEST_ARGS ?= -n auto --dist loadfile
+
+
 RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcard recipes/*.py)))))
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
