@@ -89,7 +89,6 @@ def takes_other_batches(run: Runner, model: torch.nn.Module, x: Any) -> bool:
     return answers_like_the_model(run, model, other)
 
 
-
 def answers_like_the_model(run: Runner, model: torch.nn.Module, x: Any) -> bool:
     try:
         got = run(x)

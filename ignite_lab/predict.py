@@ -15,29 +15,38 @@ import torch
 
 from ignite_lab.errors import UserError
 from ignite_lab.evaluation import load_for_inference
-from ignite_lab.recipe import Recipe, to_device
+from ignite_lab.inputs import image_files
+from ignite_lab.recipe import Predictor, Recipe, to_device
 from ignite_lab.tables import format_table
 
 
 def predict(recipe: Recipe, checkpoint: Path, inputs: list[str], top_k: int, device: str | None = None) -> list[dict]:
     """One result per input: its name and either its top-k classes with probabilities or the files written."""
     parts, _, process = load_for_inference(recipe, checkpoint, device)
-    if parts.predictor is None:
+    predictor = parts.predictor
+    if predictor is None:
         hint = f"; it writes text: ignite-lab generate {recipe.name} --checkpoint PATH" if parts.generate else ""
         raise UserError(f"{recipe.name} does not predict on inputs of your own{hint}")
     if not inputs:
-        raise UserError(f"nothing to predict: give {recipe.name} some inputs ({parts.predictor.note})")
-    names, x = parts.predictor.read(inputs)
-    with torch.inference_mode():
-        scores = process.precision.forward(parts.model, to_device(x, process.device, parts.channels_last)).cpu()
-    if parts.predictor.write is not None:
-        return [
-            {"input": name, "wrote": out} for name, out in zip(names, parts.predictor.write(names, scores), strict=True)
-        ]
+        raise UserError(f"nothing to predict: give {recipe.name} some inputs ({predictor.note})")
+    # whole images of any size cannot share a batch: such a model sees one file at a time
+    chunks = [inputs] if predictor.batch else [[str(path)] for path in image_files(inputs)]
+    results = []
+    for chunk in chunks:
+        names, x = predictor.read(chunk)
+        with torch.inference_mode():
+            scores = process.precision.forward(parts.model, to_device(x, process.device, parts.channels_last)).cpu()
+        results += answers(predictor, names, scores, top_k)
+    return results
+
+
+def answers(predictor: Predictor, names: list[str], scores: torch.Tensor, top_k: int) -> list[dict]:
+    """The files the predictor wrote, or each input's top-k classes with their probabilities."""
+    if predictor.write is not None:
+        return [{"input": name, "wrote": out} for name, out in zip(names, predictor.write(names, scores), strict=True)]
     probabilities = torch.softmax(scores.float(), dim=1)
-    classes = parts.predictor.classes or [str(i) for i in range(probabilities.shape[1])]
-    k = min(top_k, probabilities.shape[1])
-    top = probabilities.topk(k, dim=1)
+    classes = predictor.classes or [str(i) for i in range(probabilities.shape[1])]
+    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [
         {
             "input": name,

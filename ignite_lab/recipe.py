@@ -65,12 +65,14 @@ class Predictor:
     batch the model takes), through the same conversion and normalization as the training data, so the two
     cannot drift apart. ``classes`` names a classifier's outputs; ``write(names, scores)`` is for outputs that
     are files (LinkNet's coloured masks) and returns what it wrote. ``note`` tells what the inputs should be.
+    ``batch=False``: the inputs are image files of any size, read one at a time.
     """
 
     read: Callable[[list[str]], tuple[list[str], Any]]
     classes: Sequence[str] | None = None
     write: Callable[[list[str], torch.Tensor], list[str]] | None = None
     note: str = ""
+    batch: bool = True
 
 
 @dataclass

@@ -231,7 +231,8 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         names, images = read_images(inputs, "RGB", None)  # whole images, any size, as evaluation sees them
         return names, normalize(images)
 
-    predictor = Predictor(read, CAMVID_CLASSES, write=write_masks, note="image files or folders, any size")
+    predictor = Predictor(read, CAMVID_CLASSES, write=write_masks, note="image files or folders, any size", batch=False)
+
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),

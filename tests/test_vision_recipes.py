@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from conftest import only_run, read_jsonl
@@ -174,7 +175,25 @@ def test_linknet_segments_camvid_layout(run_cli, tmp_path):
     assert {"pixel_accuracy", "miou", "iou", "loss"} <= set(val[-1]["metrics"])
     assert len(val[-1]["metrics"]["iou"]) == 11
     assert (run / "media" / "predictions_epoch2.png").is_file()
-    assert json.loads((run / "summary.json").read_text())["best_checkpoint"].startswith("best_checkpoint_")
+    best = json.loads((run / "summary.json").read_text())["best_checkpoint"]
+    assert best.startswith("best_checkpoint_")
+
+    # a user's own photos, two sizes in one folder: each gets a mask of its own size in the CamVid colours
+    from PIL import Image
+
+    from ignite_lab.datasets import CAMVID_PALETTE
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (70, 45), (90, 120, 30)).save(photos / "street.jpg")
+    Image.new("L", (40, 33), 200).save(photos / "grey.png")
+    result = run_cli("predict", "linknet", photos, "--checkpoint", run / "checkpoints" / best)
+    assert result.code == 0, result
+    for name, size in (("street", (70, 45)), ("grey", (40, 33))):
+        mask = Image.open(photos / f"{name}.mask.png")
+        assert mask.size == size and mask.mode == "RGB"
+        assert {tuple(c) for c in np.asarray(mask).reshape(-1, 3)} <= {tuple(c) for c in CAMVID_PALETTE}
+        assert f"{name}.mask.png" in result.output
 
 
 def test_linknet_output_matches_input_size_for_odd_sizes():
