@@ -78,18 +78,33 @@ def reproduce(
 ) -> None:
     """Run every (recipe, preset) asked for, then rewrite the table from all rows kept so far."""
     rows = load_rows(table.with_suffix(".json"))
+    failed = []
     for name in names:
         recipe = load_recipe(name)
         target = TARGETS.get(name, Target(None, "built in"))
         if seeds is not None:
             target = dataclasses.replace(target, seeds=seeds)
         for preset in presets_of(recipe, which):
-            row = run_target(recipe, preset, target, data_root, out_dir)
+            try:
+                row = run_target(recipe, preset, target, data_root, out_dir)
+            except RunFailed as failure:  # a configuration that diverges is a result too: the row says so
+                row = failed_row(recipe, preset, target, failure)
+                failed.append(f"{name} --preset {preset}")
             rows[f"{name}/{preset}"] = row
             table.with_suffix(".json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
             write_table(rows, table)
-            log.info("%s --preset %s: %s", name, preset, row["ours"])
+            log.info("%s --preset %s: %s", name, preset, row["ours"] or row.get("failed"))
     update_readme(rows, table.parent / "README.md")
+    if failed:
+        raise UserError(f"{len(failed)} run(s) failed: {', '.join(failed)} (their rows say why)")
+
+
+class RunFailed(UserError):
+    """An ``ignite-lab run`` that exited non-zero: its command, its own error line and its console log."""
+
+    def __init__(self, command: list[str], reason: str, log_path: Path) -> None:
+        super().__init__(f"{' '.join(command)} failed ({reason}); see {log_path}")
+        self.command, self.reason = command, reason
 
 
 def command_for(name: str, preset: str, target: Target, data_root: Path | None) -> list[str]:
@@ -128,7 +143,9 @@ def run_once(command: list[str], out: Path) -> dict[str, Any]:
         wall = time.perf_counter() - start
     summaries = sorted(out.glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime)
     if proc.returncode != 0 or not summaries:
-        raise UserError(f"{' '.join(command)} failed (exit {proc.returncode}); see {out / 'console.log'}")
+        errors = [line for line in (out / "console.log").read_text().splitlines() if line.startswith("error: ")]
+        reason = errors[-1].removeprefix("error: ") if errors else f"exit {proc.returncode}"
+        raise RunFailed(command, reason, out / "console.log")
     run = summaries[-1].parent
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     config = json.loads((run / "config.json").read_text())
@@ -181,6 +198,23 @@ def summarize(recipe: Recipe, preset: str, target: Target, command: list[str], r
     }
 
 
+def failed_row(recipe: Recipe, preset: str, target: Target, failure: RunFailed) -> dict:
+    book = recipe.presets.get(preset)
+    return {
+        "recipe": recipe.name,
+        "preset": preset,
+        "source": book.source if book else "the recipe's defaults",
+        "book": dict(book.figures) if book else {},
+        "note": book.note if book else "",
+        "ours": {},
+        "failed": failure.reason,
+        "command": " ".join(failure.command),
+        "data": target.data,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "machine": machine(),
+    }
+
+
 def default_key(recipe: Recipe, run: dict) -> str:
     """The recipe's own score on test (or validation when it has no test split)."""
     metric = next((r for r in run["records"] if r["split"] == "val"), {"metrics": {}})["metrics"]
@@ -221,6 +255,9 @@ def row_cells(row: dict) -> list[str]:
     ours = "; ".join(f"{k} {fmt(row['ours'][k])}" for k in keys if k in row["ours"])
     if row["note"]:
         book += f" ({row['note']})"
+    if "failed" in row:
+        cells = [row["recipe"], row["preset"], book, f"failed: {row['failed']}", "-", "-", "-"]
+        return [*cells, f"`{row['command']}`", row["data"]]
     wall = f"{row['wall_s']:.0f} s" if row["wall_s"] < 600 else f"{row['wall_s'] / 60:.1f} min"
     cells = [row["recipe"], row["preset"], book, ours, str(row["epochs"]), wall, f"{row['peak_rss_mb']:.0f} MB"]
     return [*cells, f"`{row['command']}`", row["data"]]
@@ -252,11 +289,18 @@ def write_table(rows: dict[str, dict], path: Path) -> None:
         "the others the best checkpoint by validation. Wall time includes start-up, data loading and every",
         f"evaluation.\n\n- Machine: {'; '.join(machines)}\n- Dates: {', '.join(dates)}\n",
         markdown_table(rows),
-        "",
+        not_reproduced(rows),
     ]
     path.write_text("\n".join(text))
 
 
+def not_reproduced(rows: dict[str, dict]) -> str:
+    """A line naming the recipes with no row yet, so a missing figure is never mistaken for a met one."""
+    missing = sorted(set(recipe_names()) - {r["recipe"] for r in rows.values()}, key=recipe_order)
+    return f"\nNot reproduced yet: {', '.join(missing)} (`ignite-lab reproduce NAME`).\n" if missing else ""
+
+
 def update_readme(rows: dict[str, dict], readme: Path) -> None:
     """The README's recipe results come from the same rows (between its reproduce markers)."""
-    replace_between(readme, README_START, README_END, markdown_table(rows, README_COLUMNS))
+    table = markdown_table(rows, README_COLUMNS) + not_reproduced(rows).rstrip("\n")
+    replace_between(readme, README_START, README_END, table)

@@ -9,8 +9,9 @@ windows of 64 tokens, gradient clipping 0.6, 5 epochs.
 WikiText's already tokenized text that is what it changes), embedding and decoder initialised
 uniform(-0.12, 0.12), SGD lr 4.0 times 0.88 after every epoch, evaluation in batches of 16 columns.
 
-The default differs from the book where we measured it better in the same wall time (REPRODUCE.md):
-Adam lr 5e-4 with a per-iteration cosine decay, PyTorch's default initialisation, case kept.
+The default differs from the book in: Adam lr 5e-4 with a per-iteration cosine decay, PyTorch's
+default initialisation, case kept. Not yet measured against the book on the full data: a 5-epoch run
+takes about 95 minutes on 2 cores (about 1,800 tokens/s, BENCHMARKS.md), and REPRODUCE.md has no row yet.
 """
 
 from __future__ import annotations

@@ -182,5 +182,20 @@ def test_reproduce_writes_the_table_and_the_readme_section(run_cli, tmp_path):
     assert 0.0 <= row["ours"]["val accuracy"]["median"] <= 1.0 and not math.isnan(row["wall_s"])
     assert "| xor | book |" in table.read_text() and "ignite-lab run xor --preset book" in table.read_text()
     assert "| xor | book |" in readme.read_text() and "old" not in readme.read_text()
+    # the recipes with no row yet are named, in the table and the README
+    assert "Not reproduced yet: fizzbuzz, auto_mpg" in table.read_text() and "xor," not in table.read_text()
+    assert "Not reproduced yet: fizzbuzz, auto_mpg" in readme.read_text()
     missing = run_cli("reproduce", "mnist", "--preset", "book", *args)
     assert missing.code == 2 and "--data-root" in missing.output
+
+
+def test_reproduce_keeps_a_diverging_run_as_a_failed_row(tmp_path):
+    from ignite_lab import reproduce
+
+    with pytest.raises(reproduce.RunFailed) as failure:
+        reproduce.run_once(["ignite-lab", "run", "xor", "--epochs", "3", "--lr", "1e30"], tmp_path / "out")
+    assert failure.value.reason.startswith("loss became nan at epoch 1")
+    row = reproduce.failed_row(load_recipe("xor"), "default", reproduce.TARGETS["xor"], failure.value)
+    rows = {"xor/default": row}
+    reproduce.write_table(rows, tmp_path / "REPRODUCE.md")
+    assert "| xor | default | - | failed: loss became nan at epoch 1" in (tmp_path / "REPRODUCE.md").read_text()
