@@ -94,13 +94,15 @@ def generate_command(name: str, checkpoint: Path, prime: str, length: int, tempe
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes shown per input.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts instead of a table.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset folder, if not the one used for training.")
 def predict_command(
-    name: str, inputs: tuple[str, ...], checkpoint: Path, top_k: int, as_json: bool, device: str
+    name: str, inputs: tuple[str, ...], checkpoint: Path, top_k: int, as_json: bool, device: str, data_dir: str | None
 ) -> None:
     """What a trained model of NAME says about INPUTS: image files or folders, sentences, numbers."""
     from ignite_lab.predict import predict, render
 
-    click.echo(render(predict(load_recipe(name), checkpoint, list(inputs), top_k, device), as_json))
+    results = predict(load_recipe(name), checkpoint, list(inputs), top_k, device, data_dir=data_dir)
+    click.echo(render(results, as_json))
 
 
 @cli.command("export")

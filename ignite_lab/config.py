@@ -15,7 +15,7 @@ import dataclasses
 import json
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ignite_lab.errors import UserError
 from ignite_lab.precision import PRECISIONS
@@ -35,9 +35,13 @@ def flag(
     envvar: str | None = None,
     metavar: str | None = None,
     cli: bool = True,
-    path: bool = False,
+    path: bool | Literal["absolute"] = False,
 ) -> Any:
-    """A config field that is also a ``--flag``: its default, help and checks are declared here only."""
+    """A config field that is also a ``--flag``: its default, help and checks are declared here only.
+
+    ``path="absolute"``: a folder recorded as an absolute path, so a run's config still finds it from
+    wherever ``eval`` or ``predict`` is started later.
+    """
     metadata = {"help": help, "min": min, "max": max, "min_open": min_open, "choices": choices, "envvar": envvar}
     metadata.update({"metavar": metavar, "cli": cli, "path": path})
     return field(default=default, metadata=metadata)
@@ -52,7 +56,7 @@ class TrainConfig:
     batch_size: int = flag(help="Global batch size, split across processes.", min=1)
     lr: float = flag(help="Learning rate.", min=0, min_open=True)
     seed: int = flag(0, "The same seed gives the same run on CPU.")
-    data_dir: str | None = flag(None, "Dataset folder (downloaded there when missing and online).", path=True)
+    data_dir: str | None = flag(None, "Dataset folder (downloaded there when missing and online).", path="absolute")
     lr_schedule: str = flag(
         "none",
         "step: x(lr-gamma) at each third of the epochs; cosine: to 0; plateau: x0.1 after 2 flat epochs; "

@@ -31,6 +31,8 @@ def load_for_inference(
         raise UserError(f"{path} was trained by recipe {config.recipe!r}, not {recipe.name!r}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)))
+    if config.data_dir and not Path(config.data_dir).is_dir():  # moved, or relative to another folder
+        raise UserError(f"{path} was trained on {config.data_dir}, which is not here: pass --data-dir DIR")
     resolved = resolve_device(device or "auto")
     process = Process(resolved, world=1, rank=0, precision=Precision("32", resolved.type))
     parts, _ = build_parts(recipe, config, process)

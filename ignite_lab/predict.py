@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,9 +21,14 @@ from ignite_lab.recipe import Predictor, Recipe, to_device
 from ignite_lab.tables import format_table
 
 
-def predict(recipe: Recipe, checkpoint: Path, inputs: list[str], top_k: int, device: str | None = None) -> list[dict]:
-    """One result per input: its name and either its top-k classes with probabilities or the files written."""
-    parts, _, process = load_for_inference(recipe, checkpoint, device)
+def predict(
+    recipe: Recipe, checkpoint: Path, inputs: list[str], top_k: int, device: str | None = None, **overrides: Any
+) -> list[dict]:
+    """One result per input: its name and either its top-k classes with probabilities or the files written.
+
+    ``overrides`` replace config fields, as in ``load_for_inference`` (``data_dir`` for a moved dataset).
+    """
+    parts, _, process = load_for_inference(recipe, checkpoint, device, **overrides)
     predictor = parts.predictor
     if predictor is None:
         hint = f"; it writes text: ignite-lab generate {recipe.name} --checkpoint PATH" if parts.generate else ""

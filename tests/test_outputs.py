@@ -156,12 +156,15 @@ def test_predict_bad_inputs_are_one_clear_line(run_cli, mnist_run, tmp_path):
     assert_clean_error(run_cli("predict", "mnist", "--checkpoint", mnist_run), "nothing to predict")
 
 
-def test_predict_sentence_pairs_and_a_generator_points_to_generate(run_cli, tmp_path):
-    data = make_snli(tmp_path / "snli")
-    args = ["--epochs", "2", "--data-dir", data, "--output-dir", tmp_path / "runs", "--batch-size", "4"]
+def test_predict_sentence_pairs_and_a_generator_points_to_generate(run_cli, tmp_path, monkeypatch):
+    make_snli(tmp_path / "snli")
+    monkeypatch.chdir(tmp_path)  # a relative --data-dir, as people type it
+    args = ["--epochs", "2", "--data-dir", "snli", "--output-dir", tmp_path / "runs", "--batch-size", "4"]
     assert run_cli("run", "snli", *args).code == 0
     run = only_run(tmp_path / "runs", "snli")
+    assert json.loads((run / "config.json").read_text())["data_dir"] == str(tmp_path / "snli")
     best = run / "checkpoints" / json.loads((run / "summary.json").read_text())["best_checkpoint"]
+    monkeypatch.chdir(run)  # the run remembers where its data is: predict works from any folder
     pairs = ["A dog runs.", "A dog moves.", "A cat sleeps.", "A cat runs."]
     result = run_cli("predict", "snli", *pairs, "--checkpoint", best, "--top-k", "3")
     assert result.code == 0, result
@@ -172,6 +175,10 @@ def test_predict_sentence_pairs_and_a_generator_points_to_generate(run_cli, tmp_
         "A dog"
     )
     assert_clean_error(run_cli("predict", "snli", "just one sentence", "--checkpoint", best), "in pairs")
+    (tmp_path / "snli").rename(tmp_path / "moved")  # a dataset moved since training: say so, and take --data-dir
+    assert_clean_error(run_cli("predict", "snli", *pairs, "--checkpoint", best), "which is not here: pass --data-dir")
+    moved = run_cli("predict", "snli", *pairs, "--checkpoint", best, "--data-dir", tmp_path / "moved")
+    assert moved.code == 0 and "entailment" in moved.output
     text = tmp_path / "text.txt"
     text.write_text("to be or not to be\n" * 40)
     char_args = ["--epochs", "1", "--set", f"text={text}", "--set", "hidden=8", "--set", "embed=4", "--set", "chunk=20"]
