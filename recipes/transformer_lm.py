@@ -11,7 +11,8 @@ uniform(-0.12, 0.12), SGD lr 4.0 times 0.88 after every epoch, evaluation in bat
 
 The default differs from the book in: Adam lr 5e-4 with a per-iteration cosine decay, PyTorch's
 default initialisation, case kept. Not yet measured against the book on the full data: a 5-epoch run
-takes about 95 minutes on 2 cores (about 1,800 tokens/s, BENCHMARKS.md), and REPRODUCE.md has no row yet.
+is 5,095 steps of about 1.8 s on 2 cores (BENCHMARKS.md), some 2.6 hours a preset, and REPRODUCE.md has
+no row yet.
 """
 
 from __future__ import annotations
