@@ -182,23 +182,22 @@ def summarize(recipe: Recipe, preset: str, target: Target, command: list[str], r
         if values:
             ours[key] = {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
     return {
-        "recipe": recipe.name,
-        "preset": preset,
-        "source": book.source if book else "the recipe's defaults",
-        "book": dict(book.figures) if book else {},
-        "note": book.note if book else "",
+        **row_of(recipe, preset, target),
         "ours": ours,
         "epochs": runs[0]["summary"]["epochs_completed"],
         "wall_s": statistics.median(r["wall_s"] for r in runs),
         "peak_rss_mb": max(r["summary"]["peak_rss_mb"] for r in runs),
         "command": " ".join(command) + (f" --seed 0..{len(runs) - 1}" if len(runs) > 1 else " --seed 0"),
-        "data": target.data,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "machine": machine(),
     }
 
 
 def failed_row(recipe: Recipe, preset: str, target: Target, failure: RunFailed) -> dict:
+    command = " ".join(failure.command)
+    return {**row_of(recipe, preset, target), "ours": {}, "failed": failure.reason, "command": command}
+
+
+def row_of(recipe: Recipe, preset: str, target: Target) -> dict:
+    """What every row says whatever its runs gave: the recipe, the book's source and figures, the data, when, where."""
     book = recipe.presets.get(preset)
     return {
         "recipe": recipe.name,
@@ -206,9 +205,6 @@ def failed_row(recipe: Recipe, preset: str, target: Target, failure: RunFailed) 
         "source": book.source if book else "the recipe's defaults",
         "book": dict(book.figures) if book else {},
         "note": book.note if book else "",
-        "ours": {},
-        "failed": failure.reason,
-        "command": " ".join(failure.command),
         "data": target.data,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": machine(),
