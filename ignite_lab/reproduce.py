@@ -291,9 +291,13 @@ def write_table(rows: dict[str, dict], path: Path) -> None:
 
 
 def not_reproduced(rows: dict[str, dict]) -> str:
-    """A line naming the recipes with no row yet, so a missing figure is never mistaken for a met one."""
-    missing = sorted(set(recipe_names()) - {r["recipe"] for r in rows.values()}, key=recipe_order)
-    return f"\nNot reproduced yet: {', '.join(missing)} (`ignite-lab reproduce NAME`).\n" if missing else ""
+    """A line naming the presets with no row yet, so a missing figure is never mistaken for a met one."""
+    missing = []
+    for name in sorted(recipe_names(), key=recipe_order):
+        presets = [p for p in presets_of(load_recipe(name), "all") if f"{name}/{p}" not in rows]
+        if presets:
+            missing.append(f"{name} ({', '.join(presets)})")
+    return f"\nNot reproduced yet: {'; '.join(missing)} (`ignite-lab reproduce NAME`).\n" if missing else ""
 
 
 def update_readme(rows: dict[str, dict], readme: Path) -> None:
