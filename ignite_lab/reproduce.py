@@ -245,9 +245,14 @@ def fmt(value: dict | float | None) -> str:
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
+def fmt_printed(value: float) -> str:
+    """A book's figure as printed: all its digits (0.94996 must not read 0.9500)."""
+    return f"{value:.4f}" if round(value, 4) == value else f"{value:g}"
+
+
 def row_cells(row: dict) -> list[str]:
     keys = list(row["ours"]) or list(row["book"])
-    book = "; ".join(f"{k} {fmt(row['book'][k])}" for k in keys if k in row["book"]) or "-"
+    book = "; ".join(f"{k} {fmt_printed(row['book'][k])}" for k in keys if k in row["book"]) or "-"
     ours = "; ".join(f"{k} {fmt(row['ours'][k])}" for k in keys if k in row["ours"])
     if row["note"]:
         book += f" ({row['note']})"
@@ -302,5 +307,5 @@ def not_reproduced(rows: dict[str, dict]) -> str:
 
 def update_readme(rows: dict[str, dict], readme: Path) -> None:
     """The README's recipe results come from the same rows (between its reproduce markers)."""
-    table = markdown_table(rows, README_COLUMNS) + not_reproduced(rows).rstrip("\n")
+    table = "\n".join([markdown_table(rows, README_COLUMNS), not_reproduced(rows)]).rstrip("\n")
     replace_between(readme, README_START, README_END, table)
