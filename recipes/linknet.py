@@ -11,10 +11,11 @@ ReLU and has a bias, an encoder adds its strided residual before its second pair
 followed by BatchNorm and ReLU (on the class scores). ``--preset book`` trains it with the chapter's
 Adam (lr 0.001), batches of 8 and 64 epochs.
 
-The default (``arch=linknet``) differs from the book where we measured it better (REPRODUCE.md): the
-LinkNet paper's ResNet-18 blocks (ReLU after each residual sum, no bias before BN), a skip at every
-decoder, and raw class scores from a 3x3 final transposed conv (which also returns odd image sizes);
-30 epochs of 256x256 random crops.
+The default (``arch=linknet``) differs from the book in: the LinkNet paper's ResNet-18 blocks (ReLU
+after each residual sum, no bias before BN), a skip at every decoder, and raw class scores from a 3x3
+final transposed conv (which also returns odd image sizes); 30 epochs of 256x256 random crops. Measured
+on the CamVid sample, seed 0, the same 30 epochs: test mIoU 0.304 (default) against 0.292 with
+``--set arch=book``; the book preset's 64 epochs reach 0.330 in twice the time (REPRODUCE.md).
 """
 
 from __future__ import annotations
