@@ -68,13 +68,11 @@ class TensorBoardPlots:
     def finish(self, config: dict[str, Any], test: dict[str, Any] | None) -> None:
         """The fields that define the training and the recipe's settings as hparams (not paths and switches,
         which would crowd HParams' columns), the test metrics as their results, in this run's own folder."""
-
         flat = flatten({key: config[key] for key in HPARAMS if key in config})
         flat.update(flatten(config.get("settings", {}), "settings."))
         hparams = {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool))}
         metrics = {f"test/{k}": float(v) for k, v in (test or {}).items() if scalar(v)}
         self._write("add_hparams", hparams, metrics, run_name=".")
-
         self._write("close")
 
 
@@ -82,7 +80,6 @@ HPARAMS = ("lr", "batch_size", "epochs", "lr_schedule", "precision", "preset", "
 
 
 def scalar(value: Any) -> bool:
-
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
