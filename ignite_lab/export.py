@@ -53,8 +53,9 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
     tmp = out.with_name(f".tmp-{out.name}")  # the same suffix: torch.export checks it
     try:
         run = WRITERS[fmt](model, x, tmp)
-        difference = float((run(x).float() - eager.float()).abs().max())
-        if not close(run(x), eager):
+        got = run(x)
+        difference = max_difference(got, eager)
+        if not close(got, eager):
             raise UserError(
                 f"{recipe.name} exported to {fmt} gives other outputs than the model: max difference {difference:.3g} "
                 f"({TOLERANCE} is required); not written"
@@ -101,9 +102,14 @@ def answers_like_the_model(run: Runner, model: torch.nn.Module, x: Any) -> bool:
 
 def close(got: torch.Tensor, eager: torch.Tensor) -> bool:
     """TOLERANCE: the largest difference within 1e-4 of the outputs' scale."""
+    return max_difference(got, eager) <= 1e-4 * (1 + float(eager.abs().max()))
+
+
+def max_difference(got: torch.Tensor, eager: torch.Tensor) -> float:
+    """The largest absolute difference; infinite when the shapes differ."""
     if got.shape != eager.shape:
-        return False
-    return float((got.float() - eager.float()).abs().max()) <= 1e-4 * (1 + float(eager.abs().max()))
+        return float("inf")
+    return float((got.float() - eager.float()).abs().max())
 
 
 def example_batch(parts: Any, config: Any) -> Any:
