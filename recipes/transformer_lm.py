@@ -92,10 +92,20 @@ class TransformerLM(nn.Module):
             nn.init.zeros_(self.decoder.bias)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(batch, seq) token ids -> (batch, vocab, seq) logits of the next token."""
+        """(batch, seq) token ids -> (batch, seq, vocab) logits of the next token."""
         mask = nn.Transformer.generate_square_subsequent_mask(ids.size(1), device=ids.device)
         hidden = self.encoder(self.position(self.embedding(ids) * math.sqrt(self.d_model)), mask=mask, is_causal=True)
-        return self.decoder(hidden).transpose(1, 2)
+        return self.decoder(hidden)
+
+
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over (tokens, vocab) rows. Not over (batch, vocab, seq): reducing the softmax along a
+    strided vocabulary axis made the whole training step 1.6x slower on CPU (1.79 s vs 1.11 s)."""
+    return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+def token_perplexity() -> Perplexity:
+    return Perplexity(output_transform=lambda out: (out["y_pred"].flatten(0, 1), out["y"].flatten()))
 
 
 def build(config: TrainConfig, s: Settings) -> Parts:
@@ -115,11 +125,11 @@ def build(config: TrainConfig, s: Settings) -> Parts:
     return Parts(
         model=model,
         optimizer=optimizer(model.parameters(), lr=config.lr),
-        loss_fn=nn.CrossEntropyLoss(),
+        loss_fn=next_token_loss,
         train=windows(s.train_split, config.batch_size),
         val=windows("valid", config.eval_batch_size),
         test=windows("test", config.eval_batch_size),
-        metrics=lambda: {"perplexity": Perplexity()},
+        metrics=lambda: {"perplexity": token_perplexity()},
         train_metrics=dict,  # on training batches the loss alone: perplexity is exp(loss), no second pass
         score="perplexity",
         score_mode="min",
