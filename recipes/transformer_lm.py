@@ -147,6 +147,7 @@ RECIPE = Recipe(
     eval_batch_size=16,  # the book's evaluation batch (and a quarter of 2 x 32's logits in memory)
     lr=5e-4,
     lr_schedule="cosine",
+    precision="bf16",  # a training step of 0.76 s against float32's 1.11 s (batch 32 x 64, side by side)
     presets={
         "book": Preset(
             source="Mastering PyTorch, ch. 5: SGD lr 4.0 x0.88 per epoch, lowercased tokens, batch 32/16, 5 epochs",
@@ -158,6 +159,7 @@ RECIPE = Recipe(
                 "lr_schedule": "exponential",
                 "lr_gamma": 0.88,
                 "test_checkpoint": "last",
+                "precision": "32",
             },
             settings={"lowercase": True, "init": "book", "optimizer": "sgd"},
             note="the chapter shows its perplexities as figures only; its notebook prints test perplexity 171.47",
