@@ -70,7 +70,7 @@ def describe_preset(preset: Preset) -> str:
 
 def recipe_defaults(recipe: Recipe) -> dict:
     """The flags whose defaults are the recipe's own."""
-    names = ("epochs", "batch_size", "lr", "lr_schedule", "eval_batch_size", "precision")
+    names = ("epochs", "batch_size", "lr", "lr_schedule", "lr_gamma", "eval_batch_size", "precision")
     return {name: getattr(recipe, name) for name in names}
 
 

@@ -163,6 +163,7 @@ class Recipe:
     lr: float
     settings: type | None = None
     lr_schedule: str = "none"
+    lr_gamma: float = 0.1  # the factor of the step and exponential schedules
     eval_batch_size: int | None = None  # default: twice batch_size (large images may want less: memory)
     precision: str = "32"  # bf16 only where it measured as accurate as float32 (REPRODUCE.md)
 
