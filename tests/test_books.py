@@ -40,6 +40,7 @@ def test_a_recipe_sets_the_default_schedule_factor(run_cli):
     help_text = " ".join(run_cli("run", "transformer_lm", "--help").output.split())
     assert "[default: 0.88; x>0]" in help_text and "[default: 0.1; x>0]" not in help_text
 
+
 def test_every_preset_names_only_known_flags_and_settings():
     from ignite_lab.config import TrainConfig
     from ignite_lab.registry import recipe_names
