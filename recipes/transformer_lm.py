@@ -5,26 +5,23 @@ Token embedding scaled by sqrt(d_model), sinusoidal positional encoding with dro
 sizes: d_model 256, feed-forward 256, 2 layers, 2 heads, dropout 0.25, batches of 32 columns,
 windows of 64 tokens, gradient clipping 0.6, 5 epochs.
 
-``--preset book`` trains it as the chapter does: tokens lowercased (torchtext's ``basic_english``),
-embedding and decoder initialised uniform(-0.12, 0.12), SGD lr 4.0 times 0.88 after every epoch,
-evaluation in batches of 16 columns, float32. Our tokens are not all of ``basic_english``'s: we split
-WikiText on spaces and end every line with ``<eos>``, where ``basic_english`` also splits ``@.@`` and
-``@,@`` and drops ``"``, ``;`` and ``:`` (measured: 245,569 test tokens against its 241,859, a training
-vocabulary of 28,912 words against its 28,782). Its test perplexity here is 182.79 (REPRODUCE.md); the
-chapter's notebook prints 171.47.
+``--preset book`` trains it as the chapter does: torchtext's ``basic_english`` tokens (lowercased,
+punctuation split off, ``"``/``;``/``:`` dropped, lines concatenated without an end token; the same
+2,049,990 training tokens and 28,782-word vocabulary as torchtext), embedding and decoder initialised
+uniform(-0.12, 0.12), SGD lr 4.0 times 0.88 after every epoch, evaluation in batches of 16 columns,
+float32, the last epoch's model tested. The chapter's notebook prints test perplexity 171.47.
 
 The default is the book's configuration under bf16 autocast (a step of 0.76 s against float32's 1.11 s),
-with the best checkpoint by validation tested; REPRODUCE.md has no row for it yet. ``--preset adam`` is
-the default before it (Adam lr 5e-4, per-iteration cosine decay, PyTorch's initialisation, case kept):
-test perplexity 269.37 against the book preset's 182.79, its validation perplexity behind the book's
-after every epoch (385/324/306/298/297 against 335/274/223/202/197); part of that is its
-cased vocabulary (33,278 words), not comparable token for token.
+with the best checkpoint by validation tested. ``--preset adam`` is the default before it (Adam lr 5e-4,
+per-iteration cosine decay, PyTorch's initialisation, WikiText's own cased tokens with ``<eos>`` ending
+each line): its validation perplexity trailed the book configuration's after every epoch
+(385/324/306/298/297 against 335/274/223/202/197, on lowercased WikiText tokens), though its cased
+33,280-word vocabulary makes the figures not comparable token for token.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -35,7 +32,7 @@ from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
 from ignite_lab.datasets import data_file
-from ignite_lab.text import EOS, SPECIALS, Vocab, lm_windows, read_lines, run_vocab
+from ignite_lab.text import EOS, SPECIALS, UNK, Vocab, lm_windows, read_lines, run_vocab
 
 SPLIT_FILES = {split: (f"wiki.{split}.tokens", f"{split}.txt") for split in ("train", "valid", "test")}
 
@@ -50,20 +47,35 @@ class Settings:
     bptt: int = field(default=64, metadata={"help": "tokens per window"})
     clip: float = field(default=0.6, metadata={"help": "gradient norm clipping"})
     train_split: Literal["train", "valid"] = field(default="train", metadata={"help": "split to train on"})
-    lowercase: bool = field(default=True, metadata={"help": "lowercase every token (the book's basic_english)"})
+    tokenizer: Literal["basic_english", "wikitext"] = field(
+        default="basic_english",
+        metadata={
+            "help": "basic_english: the book's (lowercase, split punctuation); wikitext: as written, <eos> per line"
+        },
+    )
     init: Literal["torch", "book"] = field(default="book", metadata={"help": "book: uniform(-0.12, 0.12) weights"})
     optimizer: Literal["adam", "sgd"] = field(default="sgd", metadata={"help": "optimiser"})
 
 
-def lines_of(lines: list[str], lowercase: bool) -> Iterator[str]:
-    """Each line with its end-of-sentence token, for counting the vocabulary line by line."""
-    for line in lines:
-        yield f"{line.lower() if lowercase else line} {EOS}"
+def line_ends(tokenizer: str) -> tuple[str, ...]:
+    """What follows each line's tokens: nothing for the book's ``basic_english`` (its ``data_process``
+    concatenates lines, and empty ones add nothing), ``<eos>`` for WikiText's own tokens."""
+    return () if tokenizer == "basic_english" else (EOS,)
 
 
-def tokens(lines: list[str], lowercase: bool = False) -> list[str]:
-    """WikiText is already tokenized: split on spaces, one end-of-sentence token per line."""
-    return [token for line in lines for token in (*(line.lower() if lowercase else line).split(), EOS)]
+def build_vocab(lines: list[str], tokenizer: str) -> Vocab:
+    """The training split's vocabulary; basic_english's has the book's one special, ``<unk>`` (28,782 words)."""
+    end = " ".join(line_ends(tokenizer))
+    texts = (f"{line} {end}" for line in lines)
+    if tokenizer == "basic_english":
+        return Vocab.build(texts, basic_english=True, specials=[UNK])
+    return Vocab.build(texts, specials=SPECIALS)
+
+
+def token_ids(vocab: Vocab, lines: list[str], tokenizer: str) -> torch.Tensor:
+    """A split as one stream of ids, line after line."""
+    end = line_ends(tokenizer)
+    return torch.tensor(vocab.lookup((t for line in lines for t in (*vocab.tokenize(line), *end)), normalized=True))
 
 
 class PositionalEncoding(nn.Module):
@@ -119,9 +131,9 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         split: read_lines(data_file(config.data_dir, SPLIT_FILES[split], f"WikiText-2 {split} split", "wikitext-2"))
         for split in {s.train_split, "valid", "test"}
     }
-    vocab = run_vocab(config, partial(Vocab.build, lines_of(lines[s.train_split], s.lowercase), specials=SPECIALS))
+    vocab = run_vocab(config, partial(build_vocab, lines[s.train_split], s.tokenizer))
     # pop each split as it becomes ids: 2.5 million words as Python strings should not outlive this line
-    ids = {split: torch.tensor(vocab.lookup(tokens(lines.pop(split), s.lowercase))) for split in list(lines)}
+    ids = {split: token_ids(vocab, lines.pop(split), s.tokenizer) for split in list(lines)}
 
     def windows(split: str, columns: int):
         return lm_windows(ids[split], columns, s.bptt)
@@ -159,11 +171,11 @@ RECIPE = Recipe(
         "adam": Preset(
             source="ignite-lab's default until 2026-11-30: Adam lr 5e-4, cosine per iteration, case kept",
             flags={"lr": 5e-4, "lr_schedule": "cosine", "precision": "bf16"},
-            settings={"lowercase": False, "init": "torch", "optimizer": "adam"},
+            settings={"tokenizer": "wikitext", "init": "torch", "optimizer": "adam"},
             note="the default until 2026-11-30, until the book preset beat it",
         ),
         "book": Preset(
-            source="Mastering PyTorch, ch. 5: SGD lr 4.0 x0.88 per epoch, lowercased tokens, batch 32/16, 5 epochs",
+            source="Mastering PyTorch, ch. 5: SGD lr 4.0 x0.88 per epoch, basic_english tokens, batch 32/16, 5 epochs",
             flags={
                 "epochs": 5,
                 "batch_size": 32,
@@ -174,7 +186,7 @@ RECIPE = Recipe(
                 "test_checkpoint": "last",
                 "precision": "32",
             },
-            settings={"lowercase": True, "init": "book", "optimizer": "sgd"},
+            settings={"tokenizer": "basic_english", "init": "book", "optimizer": "sgd"},
             note="the chapter shows its perplexities as figures only; its notebook prints test perplexity 171.47",
         ),
     },
