@@ -27,6 +27,13 @@ def test_word_vocab_round_trip_unknowns_and_specials(tmp_path):
     assert again.itos == vocab.itos and again.encode("The cat.") == vocab.encode("The cat.")
 
 
+def test_basic_english_splits_as_torchtext_does():
+    """torchtext's substitutions in order: ' splits off, " ; : go, . ( ) ! ? split off, <br /> is a space."""
+    text = "He said: \"It's 3 @.@ 5 (ok)!<br />Yes; no?"
+    expected = "he said it ' s 3 @ . @ 5 ( ok ) ! yes no ?".split()  # torchtext 0.17's basic_english
+    assert Vocab.build([text], basic_english=True).tokenize(text) == expected
+
+
 def test_char_vocab_keeps_whitespace_and_round_trips():
     vocab = Vocab.build(["to be\nor not"], level="char", specials=[UNK])
     text = "not to be\nor"
@@ -161,7 +168,8 @@ def test_transformer_lm_reports_perplexity(run_cli, wikitext, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert 1 < summary["test"]["perplexity"] < 30 and summary["best_checkpoint"].startswith("best_checkpoint_")
     assert math.isclose(math.log(summary["test"]["perplexity"]), summary["test"]["loss"], rel_tol=1e-4)
-    assert (run / "vocab.json").is_file()
+    vocab = Vocab.load(run / "vocab.json")  # the book's basic_english: <unk> the one special, no <eos> at line ends
+    assert vocab.itos[0] == UNK and EOS not in vocab.itos and PAD not in vocab.itos
 
 
 def test_transformer_lm_trains_on_valid_when_train_is_missing(run_cli, wikitext, tmp_path):
