@@ -4,8 +4,10 @@ Copy this recipe to classify sentences of your own (``ignite-lab copy trec my_ta
 are torchtext's: lowercased whitespace tokens (``Field(lower=True)``), the 6 coarse labels
 (``fine_grained=False``), a validation set cut from the training questions (``train.split()``), a
 vocabulary of the training split with GloVe vectors when a local file is given (``build_vocab(vectors=)``)
-and length-bucketed batches (``BucketIterator``). The model: embeddings, a bidirectional GRU over the
-packed questions, both final states -> dropout -> linear. ``--preset book`` is the same workflow with
+and length-bucketed batches (``BucketIterator``). The model: 300-d embeddings (GloVe's usual size), a
+bidirectional GRU over the packed questions, both final states -> dropout -> linear; Adam lr 0.002 with a
+cosine decay over 15 epochs: test accuracy 0.880 median of 5 seeds (0.856-0.890), where 100-d embeddings
+and 10 epochs at a constant lr gave 0.868 of 3 (REPRODUCE.md). ``--preset book`` is the same workflow with
 torchtext's default 70/30 train/validation split.
 """
 
@@ -30,7 +32,7 @@ FILES = {"train": ("train_5500.label",), "test": ("TREC_10.label",)}
 
 @dataclass
 class Settings:
-    embed: int = field(default=100, metadata={"help": "word vector size (the GloVe file's when glove is set)"})
+    embed: int = field(default=300, metadata={"help": "word vector size (the GloVe file's when glove is set)"})
     hidden: int = field(default=128, metadata={"help": "GRU units per direction"})
     dropout: float = field(default=0.5, metadata={"help": "dropout before the classifier"})
     val_fraction: float = field(default=0.1, metadata={"help": "training questions held out for validation"})
@@ -104,9 +106,10 @@ RECIPE = Recipe(
     dataset="TREC (--data-dir with train_5500.label and TREC_10.label)",
     build=build,
     settings=Settings,
-    epochs=10,
+    epochs=15,
     batch_size=64,
     lr=2e-3,
+    lr_schedule="cosine",
     presets={
         "book": Preset(
             source="torchtext's TREC workflow: Field(lower=True), TREC.splits(fine_grained=False), train.split()",
