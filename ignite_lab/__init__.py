@@ -3,13 +3,15 @@
 What a recipe imports from here: ``Recipe``, ``Parts`` and ``Preset`` (what to train), ``TrainConfig`` (what
 ``build`` receives), ``TensorData``/``holdout_split`` (in-memory data), ``RunView``/``StepTools``/
 ``step_output`` (a recipe's own handlers and training step), ``UserError`` (a clear message for bad
-input) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
+input), ``run_file`` (a file ``build`` keeps with its run) and ``recipe_main`` (``python my_recipe.py``
+runs it with every flag).
 """
 
 from ignite_lab.config import TrainConfig
 from ignite_lab.errors import UserError
 from ignite_lab.loaders import TensorData, holdout_split
 from ignite_lab.recipe import Parts, Predictor, Preset, Recipe, RunView, StepTools, step_output
+from ignite_lab.rundir import run_file
 
 __all__ = [
     "Parts",
@@ -23,6 +25,7 @@ __all__ = [
     "UserError",
     "holdout_split",
     "recipe_main",
+    "run_file",
     "step_output",
 ]
 __version__ = "0.2.0"

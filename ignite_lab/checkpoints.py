@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from ignite_lab.errors import UserError
 # Ignite names files PREFIX_checkpoint_STEP[_SCORENAME=SCORE].pt; these are the two prefixes.
 LAST = "last"
 BEST = "best"
+TEMP_SUFFIX = ".tmp"  # every temporary file of a run is named .NAME.XXXX.tmp[.ext]
 
 
 @dataclass(frozen=True)
@@ -42,41 +43,48 @@ class CheckpointName:
         return cls(parts[0], step, score)
 
 
+def new_temporary(beside: Path) -> tuple[int, Path]:
+    """A new, uniquely named temporary file beside ``beside`` (``.STEM.PID.RANDOM.tmp.SUFFIX``), open for
+    writing, with the permissions the user's umask gives. Never shared by two writers."""
+    while True:
+        tmp = beside.with_name(f".{beside.stem}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}{beside.suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 class AtomicDiskSaver(BaseSaveHandler):
     """Saves on rank 0: temp file, flush, fsync, rename, so a kill or power cut leaves the old file or the new one.
 
-    Ignite's ``Checkpoint`` asks to remove the file it replaces before it saves the new one; here that
-    removal waits until the new file is safely on disk, so a failed save (full disk) or a kill in
-    between never leaves the run without its previous checkpoint.
+    Ignite's ``Checkpoint`` asks to remove the file it replaces; here nothing is removed then. Instead
+    ``after_save`` (given to the last-checkpoint saver) tidies the folder once a new file is durable, so a
+    failed save (full disk) or a kill at any moment never leaves the run without the checkpoint it would
+    resume from, nor a last checkpoint that names a best checkpoint already gone.
     """
 
-    def __init__(self, dirname: Path) -> None:
+    def __init__(self, dirname: Path, after_save: Callable[[str], None] | None = None) -> None:
         self.dirname = Path(dirname)
-        self.pending_removal: list[str] = []
+        self.after_save = after_save
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
         if idist.get_rank() != 0:
             return
         path = self.dirname / filename
-        tmp = tempfile.NamedTemporaryFile(delete=False, dir=self.dirname, prefix=".", suffix=".tmp")
+        fd, name = new_temporary(path)
         try:
-            torch.save(checkpoint, tmp.file)
-            tmp.file.flush()
-            os.fsync(tmp.file.fileno())
-            tmp.close()
-            os.replace(tmp.name, path)
-        except BaseException:
-            tmp.close()
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-        for old in self.pending_removal:
-            if old != filename:
-                (self.dirname / old).unlink(missing_ok=True)
-        self.pending_removal.clear()
+            with os.fdopen(fd, "wb") as tmp:
+                torch.save(checkpoint, tmp)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(name, path)
+        finally:
+            name.unlink(missing_ok=True)
+        if self.after_save is not None:
+            self.after_save(filename)
 
     def remove(self, filename: str) -> None:
-        if idist.get_rank() == 0:
-            self.pending_removal.append(filename)
+        """Superseded files go in ``after_save`` of the next durable last checkpoint, not here."""
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -95,9 +103,30 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(
             f"cannot load checkpoint {path}: the file is damaged or not a PyTorch checkpoint ({exc})"
         ) from None
+    check_structure(path, checkpoint)
+    return checkpoint
+
+
+def check_structure(path: Path, checkpoint: Any) -> None:
+    """What the toolkit writes: a dict whose model is a state dict of tensors, whose trainer state (if any)
+    has whole non-negative counters, and whose run config (if any) is a dict. Anything else is named."""
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise UserError(f"{path} is not an ignite-lab checkpoint (no 'model' entry)")
-    return checkpoint
+    model = checkpoint["model"]
+    if not isinstance(model, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
+    ):
+        raise UserError(f"{path}: 'model' is not a state dict of named tensors")
+    trainer = checkpoint.get("trainer", {})
+    if not isinstance(trainer, Mapping):
+        raise UserError(f"{path}: 'trainer' is not the trainer's state")
+    for key in ("iteration", "epoch_length", "max_epochs"):
+        value = trainer.get(key, 0)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise UserError(f"{path}: the trainer's {key} is {value!r}, not a whole number >= 0")
+    for key in ("optimizer", "run_info", "mid_epoch", "best_checkpointer", "lr_scheduler", "early_stopping"):
+        if key in checkpoint and not isinstance(checkpoint[key], Mapping):
+            raise UserError(f"{path}: {key!r} is not a saved state (a dict)")
 
 
 def run_dir_of(checkpoint: Path) -> Path:

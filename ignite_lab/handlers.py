@@ -10,20 +10,22 @@ event in the order they were attached, and at the end of an epoch that order dec
 4. record: metrics.jsonl, the log line, live plots and curves.png;
 5. last checkpoint: after the record, so every checkpointed epoch has its metrics line (a kill between
    4 and 5 leaves a line newer than the checkpoint, which a resume drops);
-6. a pending Ctrl-C stops the run here.
+6. a pending Ctrl-C, SIGTERM or SIGUSR1 stops the run here (see ``GracefulInterrupt``).
 
 The recipe's own handlers come after all of these.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from torch.optim import lr_scheduler
 from ignite_lab.checkpoints import BEST, LAST, AtomicDiskSaver
 from ignite_lab.engines import Engines, batch_size_of
 from ignite_lab.errors import UserError
-from ignite_lab.plots import plot_curves
+from ignite_lab.plots import draw_curves
 from ignite_lab.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ class Standard:
 
 
 def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) -> Standard:
-    """Attach every standard handler in the order the module docstring gives (tested in test_handler_order.py).
+    """Attach every standard handler in the order the module docstring gives.
 
     Every object the checkpoints save (schedule, early stopping) exists before the checkpointers are made.
     """
@@ -112,8 +114,8 @@ def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) ->
         trainer.add_event_handler(Events.ITERATION_COMPLETED, w.live.training_loss)
     if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
         trainer.add_event_handler(Events.ITERATION_COMPLETED, step_scheduler, scheduler)
-    if w.checkpoint_every:
-        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=w.checkpoint_every), last)
+    if w.checkpoint_every:  # mid-epoch only: at an epoch's end the last checkpoint waits for validation (5)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=periodic(w.checkpoint_every)), last)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, interrupt.check)
     trainer.add_event_handler(Events.EPOCH_STARTED, recorder.epoch_started)
 
@@ -131,6 +133,15 @@ def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) ->
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last)  # 5
     trainer.add_event_handler(Events.EPOCH_COMPLETED, interrupt.check)  # 6
     return Standard(to_save, best, last, throughput, recorder, interrupt, w.score_name, w.run.checkpoints)
+
+
+def periodic(every: int) -> Callable[[Engine, int], bool]:
+    """Every ``every`` iterations, except an epoch's last one (one rule: that state is saved after validation)."""
+
+    def due(engine: Engine, iteration: int) -> bool:
+        return iteration % every == 0 and not at_epoch_end(engine)
+
+    return due
 
 
 def score_function(metric: str, mode: str) -> Callable[[Engine], float]:
@@ -194,7 +205,9 @@ def checkpointers(
     """Best (by the validation score) and last checkpoints of the same objects; the caller attaches both.
 
     The best-checkpoint handler's own state travels inside the last checkpoint, so a resumed run keeps
-    comparing against the best score seen before the interruption.
+    comparing against the best score seen before the interruption. Once a last checkpoint is durable the
+    folder is tidied to exactly that file and the best checkpoint it names: a superseded best stays until
+    then, so at every moment the newest last checkpoint names a best checkpoint that exists.
     """
     best = Checkpoint(
         to_save,
@@ -205,7 +218,19 @@ def checkpointers(
         score_name=score_name,
         global_step_transform=global_step_from_engine(trainer),
     )
-    last = Checkpoint({**to_save, "best_checkpointer": best}, AtomicDiskSaver(dirname), filename_prefix=LAST, n_saved=1)
+
+    def tidy(saved: str) -> None:
+        keep = {saved, best.last_checkpoint}
+        for path in dirname.glob("*_checkpoint_*.pt"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    last = Checkpoint(
+        {**to_save, "best_checkpointer": best},
+        AtomicDiskSaver(dirname, after_save=tidy),
+        filename_prefix=LAST,
+        n_saved=1,
+    )
     return best, last
 
 
@@ -286,39 +311,75 @@ class EpochRecorder:
         if self.live is not None:
             self.live.epoch(state.epoch, state.metrics, val, self.epoch_lr, self.throughput.last_rate)
         if time.perf_counter() - self.last_plot > PLOT_EVERY_S:
-            plot_curves({self.recipe: self.run.read_metrics()}, self.run.curves)
+            draw_curves({self.recipe: self.run.read_metrics()}, self.run.curves)
             self.last_plot = time.perf_counter()
 
 
 class GracefulInterrupt:
-    """Ctrl-C stops the run after the batch in progress, with a checkpoint of that exact state.
+    """Ctrl-C, SIGTERM and SIGUSR1 stop the run after the batch in progress, with a checkpoint of that exact state.
 
-    SIGINT only raises a flag; the trainer checks it after each iteration (and at the end of each
-    epoch, after validation and the epoch's checkpoint), saves the last checkpoint and terminates. The
-    checkpoint thus holds the weights, counters and random state after one whole batch, and a resume
-    continues bit for bit. A second Ctrl-C interrupts at once, keeping the last complete checkpoint.
+    SIGTERM is what Slurm, Kubernetes, systemd and ``docker stop`` send before they kill; SIGUSR1 is what
+    Slurm sends ahead of time with ``#SBATCH --signal=USR1@60``. A signal only raises a flag; the trainer
+    checks it after each iteration and at the end of each epoch (after validation and the epoch's
+    checkpoint), saves the last checkpoint and terminates. An epoch's last iteration is left to the
+    epoch's end, so a checkpoint at an epoch boundary always comes after its validation. The checkpoint
+    thus holds the weights, counters and random state after one whole batch, and a resume continues bit
+    for bit. A second signal interrupts at once, keeping the last complete checkpoint.
     """
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
     def __init__(self, last: Checkpoint) -> None:
         self.last = last
-        self.requested = False
+        self.signal: str | None = None  # the name of the signal received
         self.saved = False
 
-    def install(self) -> Callable[[], None]:
-        """Handle SIGINT from now on (main thread only); returns what puts the previous handler back."""
-        previous = signal.signal(signal.SIGINT, self._on_signal)
-        return lambda: signal.signal(signal.SIGINT, previous)
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @contextlib.contextmanager
+    def handling(self, process: Any) -> Iterator[None]:
+        """Handle the signals inside the block, in a single-process run's main thread (elsewhere Python
+        cannot install handlers, and a distributed run's processes stop together by default)."""
+        if process.world > 1 or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in self.SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signal = signal.Signals(signum).name
+        log.warning("%s received: stopping after this batch (again: at once)", self.signal)
 
     def check(self, trainer: Engine) -> None:
-        if self.requested and not self.saved:
-            self.last(trainer)
-            self.saved = True
-            trainer.terminate(skip_completed=True)
+        if not self.requested or self.saved or at_epoch_end(trainer) and not self.epoch_done(trainer):
+            return
+        self.last(trainer)
+        self.saved = True
+        trainer.terminate(skip_completed=True)
+
+    @staticmethod
+    def epoch_done(trainer: Engine) -> bool:
+        """True from the epoch's own end handlers on (validation and its checkpoint have run)."""
+        return trainer.last_event_name == Events.EPOCH_COMPLETED
+
+    def stop_engine(self, engine: Engine) -> None:
+        """For an engine that saves nothing (the test pass): stop it when a signal came."""
+        if self.requested:
+            engine.terminate()
+
+
+def at_epoch_end(engine: Engine) -> bool:
+    """Whether the iteration just done is the last of its epoch."""
+    length = engine.state.epoch_length
+    return bool(length) and engine.state.iteration % length == 0
 
 
 def brief(metrics: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ import ignite.distributed as idist
 import torch
 
 from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
-from ignite_lab.errors import NothingToDo, RunFailed, UserError
+from ignite_lab.errors import RunFailed, UserError
 from ignite_lab.logs import setup_logging
 from ignite_lab.recipe import Recipe
 from ignite_lab.resume import RunPlan, settle
@@ -124,6 +124,7 @@ def share_plan(recipe: Recipe, request: Request, plan: dict | None) -> RunPlan:
             message = {"stop": exc.message, "code": exc.exit_code}
     message = json.loads(idist.broadcast(json.dumps(message) if idist.get_rank() == 0 else "", src=0, safe_mode=True))
     if "stop" in message:
-        error = NothingToDo if message["code"] == 0 else UserError
-        raise error(message["stop"] if idist.get_rank() == 0 else "")
+        error = UserError(message["stop"] if idist.get_rank() == 0 else "")
+        error.exit_code = message["code"]  # the same exit status in every process (0, 2, 3)
+        raise error
     return RunPlan.from_dict(message["plan"])

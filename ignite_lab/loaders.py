@@ -6,6 +6,7 @@ one process or several (a DistributedSampler is used in both cases).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -118,7 +119,29 @@ def private_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+class FirstBatches:
+    """The first ``n`` batches of a fresh pass over ``loader`` each epoch (``--limit-batches``).
+
+    Ignite keeps one iterator across epochs shorter than their data, so epoch 2 would go on where epoch 1
+    stopped, an order no resumed run can rebuild. Here every epoch is a new pass in its own (seed, epoch)
+    order, cut short; a pass resumed mid-epoch yields only the batches left of its ``n``.
+    """
+
+    def __init__(self, loader: Iterable, n: int) -> None:
+        self.loader, self.n = loader, n
+
+    def __iter__(self):
+        sampler = batch_sampler_of(self.loader)  # read when the pass starts, after the epoch's set_epoch
+        skip = sampler.skip if sampler is not None else 0
+        yield from itertools.islice(self.loader, max(0, self.n - skip))
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def batch_sampler_of(loader: Iterable) -> ResumableBatches | None:
+    if isinstance(loader, FirstBatches):
+        return batch_sampler_of(loader.loader)
     for sampler in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
         if isinstance(sampler, ResumableBatches):
             return sampler

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ignite_lab.rundir import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def scalar_series(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[int, float]]]]:
@@ -55,10 +60,19 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+    finally:
+        plt.close(fig)
+
+
+def draw_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """``plot_curves`` for a run in progress: a picture that cannot be written (a full disk) is a warning."""
+    try:
+        plot_curves(runs, path)
+    except OSError as exc:
+        log.warning("cannot draw %s: %s", path, exc.strerror or exc)
 
 
 def figure_to_array(fig) -> np.ndarray:

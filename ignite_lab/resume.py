@@ -3,8 +3,10 @@
 ``settle`` runs once, where the command line is parsed: it picks the run directory (new or resumed),
 the final config (the saved one, with the flags the user typed on top) and the checkpoint. The
 training core only carries out that plan. ``--resume auto`` is meant for jobs that are re-queued
-after a kill: the same command line, run again and again, converges to one completed run (nothing to
-resume: a new run; the newest run finished: say so and exit 0). ``--resume PATH`` is strict.
+after a kill: the same command line, run again and again, converges to one completed run (no run yet:
+a new run; the newest run killed before its first checkpoint: started over in place; the newest run
+finished: say so and exit 0; the newest run trained by a live process: ``RunBusy``, exit 3).
+``--resume PATH`` is strict. Every plan holds its run directory's lock (rundir.py) from here on.
 
 ``MidEpochState`` owns what a run resumed mid-epoch needs beyond model, optimizer and counters: the
 batches of the epoch already trained (skipped without being loaded), the random generators' state and
@@ -22,11 +24,14 @@ its skip-without-loading idea applied to every loader we build.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import math
+import os
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +54,7 @@ from ignite_lab.rundir import RunDir, checkpoint_config
 from ignite_lab.settings import complete_settings
 
 log = logging.getLogger(__name__)
-FINISHED = ("completed", "early_stopped")
+FINISHED = ("completed", "early_stopped")  # a summary status that means the run is done
 
 
 @dataclass
@@ -83,43 +88,90 @@ class RunPlan:
 
 
 def settle(recipe: Recipe, config: TrainConfig, launch: LaunchConfig, given: set[str], recipe_ref: str) -> RunPlan:
-    """The run this invocation trains.
+    """The run this invocation trains, locked for this process (``RunBusy`` when another one trains it).
 
     ``config.settings`` holds the settings the user typed; ``given`` names every TrainConfig field the
     user typed ("settings" among them when any --set was): on resume, those replace the saved ones.
+    Nothing in a resumed run changes here: its config.json is rewritten only after its checkpoint has
+    loaded into the model (``training.resume_state``).
     """
     if launch.resume is None:
         return new_run(recipe, config, launch, recipe_ref)
     if launch.resume == "auto":
-        found = newest_checkpoint(launch.output_dir, config.recipe)
-        if found is None:
-            where = Path(launch.output_dir) / config.recipe
-            log.info("--resume auto: no run of %s to resume under %s; starting a new run", config.recipe, where)
-            return new_run(recipe, config, launch, recipe_ref)
-    else:
-        found = explicit_checkpoint(launch.resume)
-    path, checkpoint = found
+        with recipe_folder_lock(Path(launch.output_dir).expanduser() / config.recipe):
+            return settle_auto(recipe, config, launch, given, recipe_ref)
+    path = explicit_checkpoint(launch.resume)
+    run = RunDir(run_dir_of(path)).lock()
+    return resumed(recipe, config, given, recipe_ref, run, path, strict=True)
+
+
+def settle_auto(recipe: Recipe, config: TrainConfig, launch: LaunchConfig, given: set[str], recipe_ref: str) -> RunPlan:
+    """``--resume auto``: the newest run of the recipe, whatever state a kill left it in, else a new run.
+
+    Run under the recipe folder's lock, so two jobs started together agree on one run: the first takes
+    it, the second is told it is busy.
+    """
+    run = newest_run(launch.output_dir, config.recipe)
+    if run is None:
+        where = Path(launch.output_dir) / config.recipe
+        log.info("--resume auto: no run of %s to resume under %s; starting a new run", config.recipe, where)
+        return new_run(recipe, config, launch, recipe_ref)
+    run.lock()
+    candidates = run.checkpoint_files(LAST)
+    if candidates:
+        return resumed(recipe, config, given, recipe_ref, run, candidates[0], strict=False)
+    status = run.read_summary().get("status")
+    if status in FINISHED:
+        raise NothingToDo(f"--resume auto: {run.path} already {status.replace('_', ' ')}; nothing to do")
+    log.info("--resume auto: %s stopped before its first checkpoint; starting it over", run.path)
+    saved = TrainConfig.load(run.config)
+    merged = merge(saved, config, given, run.path)
+    merged.settings = complete_settings(recipe.settings, merged.settings, where=str(run.config))
+    run.write_config(merged)
+    run.guarded(lambda: run.rewrite_metrics([]))
+    return RunPlan(run, merged, recipe_ref)
+
+
+@contextlib.contextmanager
+def recipe_folder_lock(folder: Path) -> Iterator[None]:
+    """Serializes choosing a run among the jobs of one recipe folder (held for milliseconds): a ``flock`` on
+    the folder itself, so no file is added beside the runs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise UserError(f"cannot write to output directory {folder.parent}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def resumed(
+    recipe: Recipe, config: TrainConfig, given: set[str], recipe_ref: str, run: RunDir, path: Path, strict: bool
+) -> RunPlan:
+    """The plan to continue ``run`` from checkpoint ``path``, checked before anything changes."""
+    checkpoint = load_checkpoint(path)
     saved = checkpoint_config(path, checkpoint)
     if saved.recipe != config.recipe:
         raise UserError(f"{path} was trained by recipe {saved.recipe!r}, not {config.recipe!r}")
-    merged = merge(saved, config, given, run_dir_of(path))
+    merged = merge(saved, config, given, run.path)
     merged.settings = complete_settings(recipe.settings, merged.settings, where=str(path))
-    check_unfinished(RunDir(run_dir_of(path)), checkpoint, merged, strict=launch.resume != "auto")
-    run = RunDir(run_dir_of(path))
+    check_unfinished(run, checkpoint, merged, strict)
     run.check_writable()
-    run.config.write_text(merged.to_json())
     return RunPlan(run, merged, recipe_ref, path, config.lr if "lr" in given else None)
 
 
 def new_run(
     recipe: Recipe, config: TrainConfig, launch: LaunchConfig, recipe_ref: str, path: Path | None = None
 ) -> RunPlan:
-    """A new run directory (``OUTPUT_DIR/RECIPE/<UTC timestamp>``, or ``path``) holding the complete config."""
-    run = RunDir.create(launch.output_dir, config.recipe) if path is None else RunDir.create_at(path)
-
+    """A new run directory (``OUTPUT_DIR/RECIPE/<UTC timestamp>``, or ``path``), locked, holding the complete config."""
     settings = complete_settings(recipe.settings, config.settings)
+    run = RunDir.create(launch.output_dir, config.recipe) if path is None else RunDir.create_at(path)
+    run.lock()
     config = dataclasses.replace(config, run_dir=str(run.path), settings=settings)
-    run.config.write_text(config.to_json())
+    run.write_config(config)
     return RunPlan(run, config, recipe_ref)
 
 
@@ -139,10 +191,16 @@ def trained_epochs(checkpoint: dict[str, Any]) -> tuple[int, bool]:
 
 
 def check_unfinished(run: RunDir, checkpoint: dict[str, Any], config: TrainConfig, strict: bool) -> None:
-    """Refuse (explicit path) or report as done (auto) a run that has nothing left to train."""
+    """Refuse (explicit path) or report as done (auto) a finished run that has nothing left to train.
+
+    A run is finished only when its summary says so: one killed or interrupted after its last epoch
+    (while validating, testing or writing its summary) is resumed, and only tests and summarizes.
+    """
     done, at_boundary = trained_epochs(checkpoint)
     summary = run.read_summary()
     status = summary.get("status")
+    if status not in FINISHED:
+        return
     if strict:
         if at_boundary and done >= config.epochs:
             raise UserError(
@@ -157,20 +215,14 @@ def check_unfinished(run: RunDir, checkpoint: dict[str, Any], config: TrainConfi
         )
 
 
-def newest_checkpoint(output_dir: str, recipe: str) -> tuple[Path, dict[str, Any]] | None:
-    """The newest loadable last-checkpoint of the newest run of ``recipe`` that has one (damaged ones named)."""
+def newest_run(output_dir: str, recipe: str) -> RunDir | None:
+    """The newest run directory of ``recipe`` (one holding a config.json), finished or not."""
     root = Path(output_dir).expanduser() / recipe
     runs = sorted((p for p in root.glob("*/") if (p / "config.json").is_file()), reverse=True)
-    for run in runs:
-        for path in RunDir(run).checkpoint_files(LAST):
-            try:
-                return path, load_checkpoint(path)
-            except UserError as exc:
-                log.warning("skipping damaged checkpoint %s: %s", path, exc.message)
-    return None
+    return RunDir(runs[0]) if runs else None
 
 
-def explicit_checkpoint(resume: str) -> tuple[Path, dict[str, Any]]:
+def explicit_checkpoint(resume: str) -> Path:
     """A checkpoint file, or the newest last-checkpoint of a run directory; anything wrong is an error."""
     path = Path(resume).expanduser()
     if path.is_dir():
@@ -179,7 +231,9 @@ def explicit_checkpoint(resume: str) -> tuple[Path, dict[str, Any]]:
         if not candidates:
             raise UserError(f"--resume {resume}: no {LAST}_checkpoint_*.pt in {run.checkpoints}")
         path = candidates[0]
-    return path, load_checkpoint(path)
+    elif not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    return path
 
 
 class MidEpochState:

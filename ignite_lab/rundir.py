@@ -1,19 +1,34 @@
-"""The run directory: config.json, metrics.jsonl, checkpoints/, curves.png, summary.json, train.log."""
+"""The run directory: config.json, metrics.jsonl, checkpoints/, curves.png, summary.json, train.log.
+
+``RunDir`` owns every path of a run and how it is written: whole files are written to a unique
+temporary name, flushed, fsynced and renamed (a reader or a later resume never sees half a file),
+and ``lock()`` takes the run for this process. The lock is an advisory ``flock`` on ``RUN/.lock``,
+held for the life of the process and released by the kernel however it dies (kill -9 included),
+so a second job on the same run is refused with ``RunBusy`` instead of training it twice. Whoever
+holds the lock removes the temporaries a killed process left behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
+import socket
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 
-from ignite_lab.checkpoints import CheckpointName, run_dir_of
+from ignite_lab.checkpoints import TEMP_SUFFIX, CheckpointName, new_temporary, run_dir_of
 from ignite_lab.config import TrainConfig
-from ignite_lab.errors import UserError
+from ignite_lab.errors import RunBusy, UserError
+
+HELD: dict[Path, int] = {}  # run directories this process has locked -> the lock file's descriptor
 
 
 def jsonable(value: Any) -> Any:
@@ -29,14 +44,57 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write to a unique temporary name, fsync, then rename: a reader never sees half a file, two writers
+    never share a temporary, and a failed write (a full disk) leaves the old file and no temporary."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A unique temporary path beside ``path`` to write; renamed onto ``path`` if the block succeeds, else removed."""
+    fd, tmp = new_temporary(path)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Temporaries a killed writer left in ``folder`` (only safe while its run's lock is held)."""
+    removed = []
+    for path in folder.glob(f".*{TEMP_SUFFIX}*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def run_file(config: TrainConfig, name: str, make: Callable[[], str]) -> str:
+    """A file a recipe's ``build`` keeps with its run (a vocabulary, random graphs): read back when the run
+    already has it (resume, eval, predict), else made by ``make()`` and written atomically, by rank 0 only.
+
+    Use it for anything ``build`` derives once and must find again unchanged; without a run directory
+    (a bare ``build`` call) the file is simply made.
+    """
+    path = Path(config.run_dir) / name if config.run_dir else None
+    if path is not None and path.is_file():
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read {path}: {exc}") from None
+    text = make()
+    if path is not None and idist.get_rank() == 0:
+        try:
+            write_atomic(path, text)
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return text
 
 
 class RunDir:
@@ -84,6 +142,63 @@ class RunDir:
         run = cls(path)
         run.check_writable()
         return run
+
+    def lock(self) -> RunDir:
+        """Take this run for this process (non-blocking), then clear what killed writers left behind.
+
+        Raises ``RunBusy`` naming the holder's pid and host when another process trains it. Taking a
+        lock this process already holds is a no-op.
+        """
+        key = self.path.resolve()
+        if key in HELD:
+            return self
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot write to run directory {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunBusy(f"run {self.path} is being trained by {holder}; not starting a second job on it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        HELD[key] = fd
+        for folder in (self.path, self.checkpoints, self.path / "export"):
+            remove_temporaries(folder)
+        return self
+
+    def unlock(self) -> None:
+        fd = HELD.pop(self.path.resolve(), None)
+        if fd is not None:
+            os.close(fd)
+
+    def holder(self) -> str | None:
+        """Who trains this run now ("pid N on HOST"), or None when nobody holds its lock."""
+        if self.path.resolve() in HELD:
+            return f"pid {os.getpid()} on {socket.gethostname()} (this process)"
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        finally:
+            os.close(fd)
+
+    def write_config(self, config: TrainConfig) -> None:
+        self.guarded(lambda: write_atomic(self.config, config.to_json() + "\n"))
+
+    def guarded(self, write: Callable[[], None]) -> None:
+        """Run a write; a full disk or a vanished folder becomes one clear error naming the run."""
+        try:
+            write()
+        except OSError as exc:
+            raise UserError(f"cannot write to run directory {self.path}: {exc.strerror or exc}") from None
 
     def check_writable(self) -> None:
         """Create checkpoints/ and write a probe file, so an unwritable place is found before training."""

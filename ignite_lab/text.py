@@ -136,17 +136,17 @@ class Vocab:
         tokens = [self.itos[i] for i in ids]
         return "".join(tokens) if self.level == "char" else " ".join(tokens)
 
-    def save(self, path: Path) -> None:
-        """The tokenizer and level as one JSON file (``run_vocab`` does this for a run)."""
-        path.write_text(json.dumps({"level": self.level, "tokenizer": json.loads(self.tokenizer.to_str())}))
+    def to_json(self) -> str:
+        """The tokenizer and level as one JSON document (``run_vocab`` keeps it with a run)."""
+        return json.dumps({"level": self.level, "tokenizer": json.loads(self.tokenizer.to_str())})
 
     @classmethod
-    def load(cls, path: Path) -> Vocab:
+    def from_json(cls, text: str, where: Path) -> Vocab:
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(text)
             return cls(Tokenizer.from_str(json.dumps(raw["tokenizer"])), raw["level"])
-        except (OSError, ValueError, KeyError, TypeError, Exception) as exc:
-            raise UserError(f"{path} is not an ignite-lab vocabulary file: {str(exc).splitlines()[0][:200]}") from None
+        except Exception as exc:  # the tokenizers library raises its own exception types
+            raise UserError(f"{where} is not an ignite-lab vocabulary file: {str(exc).splitlines()[0][:200]}") from None
 
 
 def count_tokens(texts: Iterable[str], tokenizer: Tokenizer, level: str) -> Counter:
@@ -163,19 +163,16 @@ def count_tokens(texts: Iterable[str], tokenizer: Tokenizer, level: str) -> Coun
 
 
 def run_vocab(config: Any, build: Callable[[], Vocab], name: str = "vocab.json") -> Vocab:
-    """The run's vocabulary: built once by ``build()`` and saved in the run directory, then loaded from there.
+    """The run's vocabulary: built once by ``build()`` and kept in the run directory (``rundir.run_file``).
 
     Use it in a recipe's ``build`` (``vocab = run_vocab(config, lambda: Vocab.build(texts))``): a resumed
     run, ``eval``, ``predict`` and ``generate`` then get the very vocabulary the model was trained with,
     even if the data or the tokenizer settings changed since.
     """
-    path = Path(config.run_dir) / name if config.run_dir else None
-    if path is not None and path.is_file():
-        return Vocab.load(path)
-    vocab = build()
-    if path is not None:
-        vocab.save(path)
-    return vocab
+    from ignite_lab.rundir import run_file
+
+    where = Path(config.run_dir) / name if config.run_dir else Path(name)
+    return Vocab.from_json(run_file(config, name, lambda: build().to_json()), where)
 
 
 def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:

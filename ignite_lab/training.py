@@ -23,15 +23,14 @@ import dataclasses
 import logging
 import math
 import resource
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from ignite.utils import manual_seed
 
 from ignite_lab.checkpoints import CheckpointName, RunInfo, load_checkpoint
@@ -39,14 +38,14 @@ from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
 from ignite_lab.dashboard import Dashboard, LiveSinks, Publisher, VisdomPlots
 from ignite_lab.devices import resolve_device
 from ignite_lab.engines import Engines, build_engines, build_evaluator, epoch_length
-from ignite_lab.errors import RunFailed
+from ignite_lab.errors import Interrupted, RunFailed, UserError
 from ignite_lab.handlers import Standard, Wiring, attach_standard_handlers
-from ignite_lab.loaders import build_loader
+from ignite_lab.loaders import FirstBatches, build_loader
 from ignite_lab.logs import log_to_file
-from ignite_lab.plots import plot_curves
+from ignite_lab.plots import draw_curves
 from ignite_lab.precision import Precision, resolve_precision
 from ignite_lab.recipe import Parts, Recipe, RunView
-from ignite_lab.resume import MidEpochState, RunPlan, restore
+from ignite_lab.resume import FINISHED, MidEpochState, RunPlan, restore
 from ignite_lab.rundir import now
 from ignite_lab.settings import make_settings
 from ignite_lab.tables import format_table
@@ -67,28 +66,53 @@ def train(
     ``instrument(trainer, run)``, if given, returns a context manager wrapped around the training loop;
     ``handlers(run)`` attaches the caller's own handlers after the recipe's (a sweep's pruning). A handler
     that stops the run sets ``trainer.state.stop_reason = (status, message)`` before terminating it.
+    A run that fails before training starts (bad data, a checkpoint that does not fit) says ``failed`` in
+    its summary; a resumed run's config.json changes only once its checkpoint has loaded.
     """
     # the process and its device
     process = setup_process(plan.config, launch.device)
     with log_to_file(plan.run.log) if process.main else contextlib.nullcontext():
-        # the recipe's parts, and their loaders
-        parts, model = build_parts(recipe, plan.config, process)
-        loaders = make_loaders(parts, plan.config.per_process(process.world), process.device)
-        # trainer and evaluator, the standard handlers in their order, then the recipe's and the caller's
-        engines = build_engines(parts, model, process.device, process.precision)
-        live = open_sinks(recipe, plan, dashboard) if process.main else None
-        std = attach_handlers(recipe, plan, launch, parts, engines, loaders, process, live, handlers)
-        # a resumed run takes back its state; then train, guarded
-        resume_state(plan, std, loaders, process)
-        outcome = run_guarded(engines.trainer, loaders, plan, std, process, instrument)
-        # the test split judges the chosen checkpoint; the summary says how it all went
-        test = test_best(parts, model, loaders, plan, std, process) if outcome.status in FINISHED else None
-        if live is not None:
-            live.finish(dataclasses.asdict(plan.config), test)
-        return finish(recipe, plan, engines.trainer, std, outcome, test, process, parts)
+        with failing_before_training(plan, process):
+            # the recipe's parts, and their loaders
+            parts, model = build_parts(recipe, plan.config, process)
+            loaders = make_loaders(parts, plan.config.per_process(process.world), process.device)
+            # trainer and evaluator, the standard handlers in their order, then the recipe's and the caller's
+            engines = build_engines(parts, model, process.device, process.precision)
+            live = open_sinks(recipe, plan, dashboard) if process.main else None
+            std = attach_handlers(recipe, plan, launch, parts, engines, loaders, process, live, handlers)
+            # a resumed run takes back its state
+            resume_state(plan, std, loaders, process)
+        with std.interrupt.handling(process):  # from here to the summary, a signal stops the run cleanly
+            outcome = run_guarded(engines.trainer, loaders, plan, std, process, instrument)
+            # the test split judges the chosen checkpoint; the summary says how it all went
+            test = test_best(parts, model, loaders, plan, std, process) if outcome.status in FINISHED else None
+            if outcome.status in FINISHED and test is None and std.interrupt.requested:
+                outcome = Outcome("interrupted", interrupted_message(engines.trainer, plan, std, saved=False))
+            if live is not None:
+                live.finish(dataclasses.asdict(plan.config), test)
+            return finish(recipe, plan, engines.trainer, std, outcome, test, process, parts)
 
 
-FINISHED = ("completed", "early_stopped")
+@contextlib.contextmanager
+def failing_before_training(plan: RunPlan, process: Process) -> Iterator[None]:
+    """A mistake found while building or restoring (bad data, settings, checkpoint) is recorded as ``failed``."""
+    try:
+        yield
+    except UserError as exc:
+        if process.main:
+            event = {"event": "failed", "time": now(), "message": exc.message}
+            with contextlib.suppress(OSError):
+                plan.run.write_summary(
+                    {
+                        **plan.run.read_summary(),
+                        "recipe": plan.config.recipe,
+                        "status": "failed",
+                        "message": exc.message,
+                        "run_dir": str(plan.run.path),
+                        "history": [*plan.run.history(), event],
+                    }
+                )
+        raise
 
 
 # 1. The process and its device -------------------------------------------------------------------
@@ -170,7 +194,10 @@ def make_loaders(parts: Parts, config: TrainConfig, device: torch.device) -> Loa
     val = loader(parts.val, config.eval_batch_size, False)
     test = loader(parts.test, config.eval_batch_size, False)
     limit = config.limit_batches
-    return Loaders(train, val, test, epoch_length(train, limit), epoch_length(val, limit), epoch_length(test, limit))
+    train_length = epoch_length(train, limit)
+    if limit and train is not None and train_length:  # each epoch a fresh pass in its (seed, epoch) order
+        train = FirstBatches(train, train_length)
+    return Loaders(train, val, test, train_length, epoch_length(val, limit), epoch_length(test, limit))
 
 
 # 5. Handlers -------------------------------------------------------------------------------------
@@ -241,7 +268,8 @@ def attach_handlers(
 
 
 def resume_state(plan: RunPlan, std: Standard, loaders: Loaders, process: Process) -> None:
-    """Load a resumed run's checkpoint into every object; keep only the metrics records it had seen."""
+    """Load a resumed run's checkpoint into every object; only then record its config and keep only the
+    metrics records it had seen (a checkpoint that does not fit changes nothing)."""
     if plan.checkpoint is None:
         return
     restore(
@@ -251,15 +279,21 @@ def resume_state(plan: RunPlan, std: Standard, loaders: Loaders, process: Proces
         loaders.iterations_per_epoch,
     )
     state = std.to_save["trainer"].state
-    log.info(
-        "resuming %s from %s (epoch %d, iteration %d)",
-        plan.run.path,
-        plan.checkpoint.name,
-        state.epoch,
-        state.iteration,
-    )
+    log.info("resuming %s from %s, at %s", plan.run.path, plan.checkpoint.name, position(state))
     if process.main:
+        plan.run.write_config(plan.config)
         std.recorder.elapsed_before = plan.run.keep_metrics_until(state.iteration)
+
+
+def position(state: Any) -> str:
+    """Where a trainer stands, said one way in every message: "the end of epoch 2 (iteration 40)" or
+    "epoch 3, batch 5 of 20 (iteration 45)"."""
+    length, iteration = state.epoch_length or 0, state.iteration
+    if not length:
+        return f"iteration {iteration}"
+    done, batch = divmod(iteration, length)
+    where = f"the end of epoch {done}" if batch == 0 else f"epoch {done + 1}, batch {batch} of {length}"
+    return f"{where} (iteration {iteration})"
 
 
 # 7. Run, guarded ---------------------------------------------------------------------------------
@@ -285,16 +319,14 @@ def run_guarded(
                 "history": [*plan.run.history(), history_event(event, trainer)],
             }
         )
-    graceful = process.world == 1 and threading.current_thread() is threading.main_thread()
-    put_back = std.interrupt.install() if graceful else (lambda: None)
     try:
         with instrument(trainer, plan.run) if instrument else contextlib.nullcontext():
             if plan.checkpoint is None:
                 trainer.run(loaders.train, max_epochs=plan.config.epochs, epoch_length=loaders.train_length)
-            elif not trained_all(trainer, plan.config.epochs):  # (Ignite would restart a finished state from zero)
+            elif not training_over(trainer, std, plan.config.epochs):  # (Ignite would restart a finished state)
                 trainer.state.max_epochs = plan.config.epochs  # a raised --epochs continues
                 trainer.run(loaders.train)
-    except KeyboardInterrupt:  # a second Ctrl-C, or one in another process
+    except KeyboardInterrupt:  # a second signal, or one in another process
         return Outcome("interrupted", interrupted_message(trainer, plan, std, saved=False))
     except (OSError, RuntimeError) as exc:  # a full disk or a vanished directory while saving
         cause = exc if isinstance(exc, OSError) else exc.__context__
@@ -302,9 +334,13 @@ def run_guarded(
             raise
         kept = f"; the last complete checkpoint is {std.last_file}" if std.last_file else ""
         return Outcome("failed", f"cannot write to {plan.run.path}: {cause.strerror or cause}{kept}")
-    finally:
-        put_back()
     return judge(trainer, plan, std)
+
+
+def training_over(trainer: Engine, std: Standard, epochs: int) -> bool:
+    """A resumed run whose training already ended (all epochs, or early stopping had its say) only tests."""
+    stopper = std.to_save.get("early_stopping")
+    return trained_all(trainer, epochs) or (stopper is not None and stopper.counter >= stopper.patience)
 
 
 def trained_all(trainer: Engine, epochs: int) -> bool:
@@ -335,10 +371,10 @@ def judge(trainer: Engine, plan: RunPlan, std: Standard) -> Outcome:
 
 
 def interrupted_message(trainer: Engine, plan: RunPlan, std: Standard, saved: bool) -> str:
-    state, checkpoint = trainer.state, std.last_file
+    checkpoint = std.last_file
     what = f"saved {checkpoint}" if saved else f"the last complete checkpoint is {checkpoint or 'none'}"
     return (
-        f"interrupted at epoch {state.epoch}, iteration {state.iteration}; {what}. "
+        f"interrupted ({std.interrupt.signal or 'KeyboardInterrupt'}) at {position(trainer.state)}; {what}. "
         f"Resume with: ignite-lab run {plan.recipe_ref} --resume {plan.run.path}"
     )
 
@@ -358,7 +394,10 @@ def test_best(
     if best:
         parts.model.load_state_dict(load_checkpoint(best)["model"])
     tester = build_evaluator(parts, model, process.device, process.precision)
+    tester.add_event_handler(Events.ITERATION_COMPLETED, std.interrupt.stop_engine)
     tester.run(loaders.test, epoch_length=loaders.test_length)
+    if std.interrupt.requested:  # stopped part-way: the same command tests again
+        return None
     metrics = dict(tester.state.metrics)
     if process.main:
         epoch = CheckpointName.parse(best).step if best else std.to_save["trainer"].state.epoch
@@ -410,11 +449,14 @@ def finish(
     }
     if process.main:
         records = plan.run.read_metrics()
-        plot_curves({recipe.name: records}, plan.run.curves)
+        draw_curves({recipe.name: records}, plan.run.curves)
         summary["best_val"] = best_val(records, parts.score, parts.score_mode)
         history = plan.run.history()
         summary["history"] = [*history, history_event(outcome.status, trainer)]
-        plan.run.write_summary(summary)
+        try:
+            plan.run.write_summary(summary)
+        except OSError as exc:
+            log.error("cannot write %s: %s", plan.run.summary, exc.strerror or exc)
         if test is not None:
             scalars = [(k, v) for k, v in test.items() if isinstance(v, (int, float))]
             which = f"best epoch {summary['best_epoch']}" if plan.config.test_checkpoint == "best" else "last epoch"
@@ -424,7 +466,7 @@ def finish(
     if outcome.status in ("failed", "interrupted"):
         if process.main:
             log.error("%s", outcome.message)
-        raise RunFailed(outcome.message)
+        raise (Interrupted if outcome.status == "interrupted" else RunFailed)(outcome.message)
     if outcome.message:
         log.info(outcome.message)
     return summary

@@ -36,7 +36,7 @@ from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main
+from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main, run_file
 from ignite_lab.datasets import HALF, cifar10_predictor, cifar10_splits
 from ignite_lab.plots import figure_to_array, pyplot
 
@@ -82,19 +82,19 @@ def predecessors(graph: nx.Graph) -> dict[int, list[int]]:
 def load_or_make_graphs(config: TrainConfig, s: Settings) -> list[dict[int, list[int]]]:
     """The run's saved graphs when there are some (resume, eval), else new ones, saved for later."""
     wanted = {key: asdict(s)[key] for key in GRAPH_KEYS}
-    path = Path(config.run_dir) / "graphs.json" if config.run_dir else None
-    if path is not None and path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-            stages = [{int(n): preds for n, preds in stage.items()} for stage in saved["stages"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UserError(f"{path} is not a RandWire graph file: {exc}") from None
-        if saved.get("settings") != wanted:
-            raise UserError(f"{path} holds graphs made with {saved.get('settings')}, but the settings are {wanted}")
-        return stages
-    stages = [predecessors(random_graph(s, s.graph_seed + i)) for i in range(s.stages)]
-    if path is not None:
-        path.write_text(json.dumps({"settings": wanted, "stages": stages}, indent=1))
+
+    def make() -> str:
+        stages = [predecessors(random_graph(s, s.graph_seed + i)) for i in range(s.stages)]
+        return json.dumps({"settings": wanted, "stages": stages}, indent=1)
+
+    where = Path(config.run_dir or ".") / "graphs.json"
+    try:
+        saved = json.loads(run_file(config, "graphs.json", make))
+        stages = [{int(n): preds for n, preds in stage.items()} for stage in saved["stages"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{where} is not a RandWire graph file: {exc}") from None
+    if saved.get("settings") != wanted:
+        raise UserError(f"{where} holds graphs made with {saved.get('settings')}, but the settings are {wanted}")
     return stages
 
 
