@@ -103,7 +103,7 @@ def parse_request(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
     settings = {**preset.settings, **parse_settings(recipe.settings, values.pop("set"))}
     train, launch, dashboard = split_fields(values)
     given = {k for k in typed if k in train} | ({"settings"} if settings else set())
-    config = TrainConfig(recipe=recipe.name, settings=settings, **train)
+    config = TrainConfig(recipe=recipe.name, settings=settings, **train).check()
     return Request(ref, config, given, LaunchConfig(**launch), DashboardConfig(**dashboard))
 
 

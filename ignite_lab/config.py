@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ignite_lab.checks import problem
 from ignite_lab.errors import UserError
 from ignite_lab.precision import PRECISIONS
 
@@ -110,13 +113,23 @@ class TrainConfig:
         if unknown:
             raise UserError(f"{where}: unknown keys {', '.join(unknown)}")
         config = cls(**raw)
-        if not isinstance(config.settings, dict):
-            raise UserError(f"{where}: 'settings' must be an object of recipe settings")
-        for name in ("epochs", "batch_size"):
-            value = getattr(config, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UserError(f"{where}: {name} must be a positive integer, got {value!r}")
+        check_fields(config, lambda name: f"{where}: {name}")
         return config
+
+    def check(self) -> TrainConfig:
+        """The typed flags checked as a whole (click checks each flag's range, not NaN or infinity)."""
+        check_fields(self, lambda name: "--" + name.replace("_", "-"))
+        return self
+
+
+def check_fields(config: Any, name_of: Callable[[str], str]) -> None:
+    """Every field of a config dataclass against its type and declared range; ``name_of`` names it in errors."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        wrong = problem(hints[f.name], f.metadata, value)
+        if wrong:
+            raise UserError(f"{name_of(f.name)}: {wrong}, got {value!r}")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from ignite.utils import apply_to_tensor
 
-from ignite_lab.checkpoints import run_dir_of
+from ignite_lab.checkpoints import new_temporary, run_dir_of
 from ignite_lab.errors import UserError
 from ignite_lab.evaluation import load_for_inference
 from ignite_lab.loaders import build_loader
@@ -49,8 +49,12 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
     out = out or run_dir_of(checkpoint) / "export" / f"{recipe.name}{SUFFIXES[fmt]}"
     if fmt == "exported-program" and out.suffix != ".pt2":
         raise UserError(f"--out {out}: torch.export.load reads .pt2 files only; name it {out.stem}.pt2")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{out.name}")  # the same suffix: torch.export checks it
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = new_temporary(out)  # the same suffix: torch.export checks it
+        os.close(fd)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
         run = WRITERS[fmt](model, x, tmp)
         got = run(x)
@@ -69,6 +73,8 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
         os.replace(tmp, out)
     except UserError:
         raise
+    except OSError as exc:  # a full disk, a read-only folder
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     except Exception as exc:  # each exporter fails its own way on what it cannot trace
         raise UserError(f"{recipe.name} does not export to {fmt}: {type(exc).__name__}: {first_line(exc)}") from None
     finally:

@@ -15,14 +15,27 @@ from ignite_lab.errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
+MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb limit (about 0.25 GB of RGB); larger images are refused
+
+
 def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
-    """One image file as an array (RGB: H x W x 3 uint8; "L"/None: as stored), or a clear error naming it."""
+    """One image file as an array (RGB: H x W x 3 uint8; "L"/None: as stored), or a clear error naming it.
+
+    The size is checked from the header before anything is decoded, so a small file that would decode
+    to gigabytes (a decompression bomb) is refused at once.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise UserError(
+                    f"{path} is {img.width}x{img.height} pixels, more than the {MAX_PIXELS:,} an image may have here"
+                )
             return np.asarray(img.convert(mode) if mode else img).copy()
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path} is refused: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UserError(f"{path} is not a readable image: {exc}") from None
 
 

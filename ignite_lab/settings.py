@@ -1,4 +1,8 @@
-"""A recipe's own hyperparameters: a dataclass whose typed fields are the ``--set KEY=VALUE`` keys."""
+"""A recipe's own hyperparameters: a dataclass whose typed fields are the ``--set KEY=VALUE`` keys.
+
+Each field is declared once with ``setting(default, help, min=..., max=...)``: its type, default, help
+and range drive ``--help``, ``--set``, presets, sweeps and the check of a saved config.json alike.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,32 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
+from ignite_lab.checks import describe, problem
 from ignite_lab.errors import UserError
+
+
+def setting(
+    default: Any,
+    help: str = "",
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    finite: bool = True,
+) -> Any:
+    """A recipe setting: its default, its help and the values it accepts (floats are finite unless
+    ``finite=False``), checked wherever a value enters."""
+    meta = {"help": help, "min": min, "max": max, "min_open": min_open, "finite": finite}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def check_setting(settings_cls: type, name: str, value: Any, where: str) -> Any:
+    """``value`` if it fits setting ``name``'s type and range, else a clear error naming ``where``."""
+    f = next(f for f in setting_fields(settings_cls) if f.name == name)
+    wrong = problem(setting_type(settings_cls, name), f.metadata, value)
+    if wrong:
+        raise UserError(f"{where}: {wrong}, got {value!r}")
+    return value
 
 
 def setting_fields(settings_cls: type | None) -> list[dataclasses.Field]:
@@ -21,7 +50,7 @@ def setting_type(settings_cls: type, name: str) -> Any:
 
 
 def describe_settings(settings_cls: type | None) -> list[tuple[str, str, str, str]]:
-    """(name, type, default, help) for each setting, for ``--help`` and the README."""
+    """(name, type, default, help) for each setting, for ``--help`` and the README; a range is in the help."""
     rows = []
     for f in setting_fields(settings_cls):
         kind = setting_type(settings_cls, f.name)
@@ -29,7 +58,10 @@ def describe_settings(settings_cls: type | None) -> list[tuple[str, str, str, st
             type_name = "|".join(str(choice) for choice in typing.get_args(kind))
         else:
             type_name = getattr(kind, "__name__", str(kind))
-        rows.append((f.name, type_name, repr(f.default), f.metadata.get("help", "")))
+        help_ = f.metadata.get("help", "")
+        if kind in (int, float) and (f.metadata.get("min") is not None or f.metadata.get("max") is not None):
+            help_ = f"{help_} ({describe(kind, f.metadata).split(' ', 2)[-1]})"
+        rows.append((f.name, type_name, repr(f.default), help_))
     return rows
 
 
@@ -51,7 +83,7 @@ def parse_value(name: str, kind: Any, text: str) -> Any:
         try:
             return kind(text)
         except ValueError:
-            raise UserError(f"--set {name}={text}: expected {'an integer' if kind is int else 'a number'}") from None
+            raise UserError(f"--set {name}={text}: expected {describe(kind, {})}") from None
     if kind is str:
         return text
     raise UserError(f"--set {name}: settings of type {kind} cannot be set from the command line")
@@ -78,7 +110,8 @@ def parse_settings(settings_cls: type | None, pairs: Iterable[str]) -> dict[str,
     values = {}
     for pair in pairs:
         key, text = split_pair(pair, settings_cls)
-        values[key] = parse_value(key, setting_type(settings_cls, key), text)
+        value = parse_value(key, setting_type(settings_cls, key), text)
+        values[key] = check_setting(settings_cls, key, value, f"--set {key}={text}")
     return values
 
 
@@ -88,6 +121,8 @@ def complete_settings(settings_cls: type | None, values: dict[str, Any], where: 
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise UserError(f"{where}: unknown recipe settings {', '.join(unknown)} (known: {', '.join(fields) or 'none'})")
+    for name, value in values.items():
+        check_setting(settings_cls, name, value, f"{where}: setting {name}")
     return {name: values.get(name, f.default) for name, f in fields.items()}
 
 

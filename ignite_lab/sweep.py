@@ -64,6 +64,7 @@ class Sweep:
     jobs: int
     pruner: str
     timeout: float | None
+    max_failures: int | None = None  # failed runs the study may hold before the sweep stops (default: --trials)
     score: str = "accuracy"
     direction: str = "maximize"
 
@@ -176,6 +177,7 @@ def next_trial(sweep: Sweep, study: Any) -> Any | None:
     with claim_lock(sweep):
         fail_dead_local_trials(study)
         fail_stale_trials(study)
+        check_failures(sweep, study)
         started = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         if len(started) >= sweep.trials:
             return None
@@ -184,6 +186,23 @@ def next_trial(sweep: Sweep, study: Any) -> Any | None:
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("pid_started", started_at(os.getpid()))
         return trial
+
+
+def check_failures(sweep: Sweep, study: Any) -> None:
+    """Stop the sweep once the study holds ``max_failures`` trials whose run failed (a dead worker's trial,
+    queued again, does not count): a space where nothing trains must not start trials for ever."""
+    from optuna.trial import TrialState
+
+    bound = sweep.max_failures or sweep.trials
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if "failure" in t.user_attrs]
+    if len(failed) >= bound:
+        last = failed[-1].user_attrs["failure"] or "no message"
+        message = (
+            f"{len(failed)} trials failed (the bound is --max-failures {bound}); stopping the sweep. "
+            f"Trial {failed[-1].number}: {last}"
+        )
+        log.error("%s", message)
+        raise RunFailed(message)
 
 
 def fail_dead_local_trials(study: Any) -> None:
@@ -282,8 +301,10 @@ def run_trial(sweep: Sweep, recipe: Recipe, trial: Any) -> TrialOutcome:
     trial.set_user_attr("run_dir", str(plan.run.path))
     try:
         summary = train(recipe, plan, request.launch, request.dashboard, handlers=Pruning(trial, sweep.score))
-    except RunFailed:
+    except UserError:  # failed (NaN, bad data), interrupted: the run's summary says which
         summary = plan.run.read_summary()
+    finally:
+        plan.run.unlock()
     status = summary.get("status", "failed")
     trial.set_user_attr("wall_time_s", summary.get("wall_time_s"))
     trial.set_user_attr("test", summary.get("test"))
@@ -292,6 +313,8 @@ def run_trial(sweep: Sweep, recipe: Recipe, trial: Any) -> TrialOutcome:
     best = (summary.get("best_val") or {}).get(sweep.score)
     if status in ("completed", "early_stopped") and best is not None:
         return TrialOutcome(status, TrialState.COMPLETE, float(best))
+    if status != "interrupted":  # counted towards --max-failures
+        trial.set_user_attr("failure", summary.get("message") or f"the run ended {status}")
     return TrialOutcome(status, TrialState.FAIL, None)
 
 
@@ -356,6 +379,8 @@ def worker_main(sweep: Sweep, threads: int) -> None:
     torch.set_num_threads(threads)
     try:
         work(sweep, load_recipe(sweep.request.recipe_ref))
+    except RunFailed as exc:  # logged where it was raised
+        sys.exit(exc.exit_code)
     except UserError as exc:
         log.error("%s", exc.message)
         sys.exit(exc.exit_code or 1)

@@ -9,7 +9,6 @@ import click
 
 from ignite_lab.commands import parse_request, recipe_command, run_options
 from ignite_lab.config import LaunchConfig
-from ignite_lab.errors import UserError
 from ignite_lab.recipe import Recipe
 
 SWEEP_LAUNCH = ("resume", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")  # not for trials
@@ -40,6 +39,7 @@ def sweep_options(recipe: Recipe) -> list[click.Option]:
         click.Option(
             ["--timeout"], type=click.FloatRange(min=0, min_open=True), help="Start no trial after N seconds."
         ),
+        click.Option(["--max-failures"], type=positive, help="Stop once this many trials failed (default: --trials)."),
     ]
 
 
@@ -64,11 +64,10 @@ def parse_sweep(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
     from ignite_lab.spaces import parse_spaces
     from ignite_lab.sweep import Sweep
 
-    sweep_keys = ("trials", "study", "storage", "jobs", "pruner", "timeout")
+    sweep_keys = ("trials", "study", "storage", "jobs", "pruner", "timeout", "max_failures")
     own = {key: values.pop(key) for key in sweep_keys}
     flags = {"lr": (float, values.pop("lr")), "batch_size": (int, values.pop("batch_size"))}
     spaces, settings, fixed = parse_spaces(recipe.settings, list(values.pop("set")), flags)
-    check_searched_flags(spaces, fixed)
     # a searched flag keeps the recipe's default in the base config; each trial's config overrides it
     values.update({"set": [f"{k}={v}" for k, v in settings.items()], **fixed})
     values.update({s.name: getattr(recipe, s.name) for s in spaces if not s.name.startswith("settings.")})
@@ -76,15 +75,3 @@ def parse_sweep(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
     launch_defaults = {f.name: f.default for f in dataclasses.fields(LaunchConfig) if f.name in SWEEP_LAUNCH}
     request = parse_request(recipe, ref, {**values, **launch_defaults}, ctx)
     return Sweep(request, spaces, **own)
-
-
-def check_searched_flags(spaces: list, fixed: dict) -> None:
-    """A learning rate above 0 and a batch of at least 1, whether fixed or searched."""
-    for space in spaces:
-        low = min(space.choices) if space.choices is not None else space.low
-        if (space.name == "lr" and low <= 0) or (space.name == "batch_size" and low < 1):
-            raise UserError(
-                f"--{space.name.replace('_', '-')}: values must be {'above 0' if space.name == 'lr' else 'at least 1'}"
-            )
-    if fixed.get("lr", 1) <= 0 or fixed.get("batch_size", 1) < 1:
-        raise UserError("--lr must be above 0 and --batch-size at least 1")
