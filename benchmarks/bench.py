@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 import peers  # noqa: E402
 import pipelines  # noqa: E402
-
 import runs  # noqa: E402
+
 from ignite_lab.config import TrainConfig  # noqa: E402
 from ignite_lab.registry import load_recipe  # noqa: E402
 from ignite_lab.settings import complete_settings, parse_settings  # noqa: E402

@@ -17,12 +17,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from runs import run_cli  # noqa: E402
+
 from ignite_lab.errors import UserError  # noqa: E402
 from ignite_lab.export import FORMATS, SUFFIXES, export  # noqa: E402
 from ignite_lab.registry import load_recipe, recipe_names  # noqa: E402
 from ignite_lab.reproduce import TARGETS, command_for  # noqa: E402
 from ignite_lab.tables import markdown, replace_between  # noqa: E402
-from runs import run_cli  # noqa: E402
 
 START, END = "<!-- export:start -->", "<!-- export:end -->"
 

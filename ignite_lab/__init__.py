@@ -3,8 +3,8 @@
 What a recipe imports from here: ``Recipe``, ``Parts`` and ``Preset`` (what to train), ``TrainConfig`` (what
 ``build`` receives), ``TensorData``/``holdout_split`` (in-memory data), ``RunView``/``StepTools``/
 ``step_output`` (a recipe's own handlers and training step), ``UserError`` (a clear message for bad
-input), ``run_file`` (a file ``build`` keeps with its run) and ``recipe_main`` (``python my_recipe.py``
-runs it with every flag).
+input), ``setting`` (a ``--set`` setting with its range), ``run_file`` (a file ``build`` keeps with
+its run) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
 """
 
 from ignite_lab.config import TrainConfig
@@ -12,6 +12,7 @@ from ignite_lab.errors import UserError
 from ignite_lab.loaders import TensorData, holdout_split
 from ignite_lab.recipe import Parts, Predictor, Preset, Recipe, RunView, StepTools, step_output
 from ignite_lab.rundir import run_file
+from ignite_lab.settings import setting
 
 __all__ = [
     "Parts",
@@ -26,6 +27,7 @@ __all__ = [
     "holdout_split",
     "recipe_main",
     "run_file",
+    "setting",
     "step_output",
 ]
 __version__ = "0.2.0"

@@ -60,7 +60,7 @@ def describe_settings(settings_cls: type | None) -> list[tuple[str, str, str, st
             type_name = getattr(kind, "__name__", str(kind))
         help_ = f.metadata.get("help", "")
         if kind in (int, float) and (f.metadata.get("min") is not None or f.metadata.get("max") is not None):
-            help_ = f"{help_} ({describe(kind, f.metadata).split(' ', 2)[-1]})"
+            help_ = f"{help_} ({describe(kind, f.metadata)})"
         rows.append((f.name, type_name, repr(f.default), help_))
     return rows
 

@@ -14,7 +14,7 @@ epoch's model tested).
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +24,7 @@ from ignite.metrics import MeanAbsoluteError, MeanSquaredError
 from ignite.metrics.regression import R2Score
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, UserError, holdout_split, recipe_main
+from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, UserError, holdout_split, recipe_main, setting
 from ignite_lab.datasets import BUNDLED
 
 YEAR_BOUNDARIES = torch.tensor([73, 76, 79])
@@ -32,10 +32,10 @@ YEAR_BOUNDARIES = torch.tensor([73, 76, 79])
 
 @dataclass
 class Settings:
-    hidden1: int = field(default=8, metadata={"help": "units of the first hidden layer"})
-    hidden2: int = field(default=4, metadata={"help": "units of the second hidden layer"})
-    split: Literal["seeded", "book"] = field(
-        default="seeded", metadata={"help": "seeded: 80/20 by seed, 10% validation; book: the chapter's split"}
+    hidden1: int = setting(8, "units of the first hidden layer", min=1)
+    hidden2: int = setting(4, "units of the second hidden layer", min=1)
+    split: Literal["seeded", "book"] = setting(
+        "seeded", "seeded: 80/20 by seed, 10% validation; book: the chapter's split"
     )
 
 

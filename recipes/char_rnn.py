@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +39,7 @@ from ignite_lab import (
     TrainConfig,
     UserError,
     recipe_main,
+    setting,
     step_output,
 )
 from ignite_lab.datasets import BUNDLED
@@ -49,23 +50,21 @@ log = logging.getLogger("ignite_lab.recipes.char_rnn")
 
 @dataclass
 class Settings:
-    text: str = field(
-        default="", metadata={"help": "text file to learn (default: DATA_DIR/input.txt or Tiny Shakespeare)"}
+    text: str = setting("", "text file to learn (default: DATA_DIR/input.txt or Tiny Shakespeare)")
+    embed: int = setting(64, "character embedding size (0: as wide as the GRU)", min=0)
+    charset: Literal["text", "printable"] = setting(
+        "text", "text: the characters of the text; printable: Python's string.printable"
     )
-    embed: int = field(default=64, metadata={"help": "character embedding size (0: as wide as the GRU)"})
-    charset: Literal["text", "printable"] = field(
-        default="text", metadata={"help": "text: the characters of the text; printable: Python's string.printable"}
-    )
-    clip: float = field(default=5.0, metadata={"help": "gradient norm clipping (0: none)"})
+    clip: float = setting(5.0, "gradient norm clipping (0: none)", min=0)
 
-    hidden: int = field(default=256, metadata={"help": "GRU hidden units"})
-    layers: int = field(default=2, metadata={"help": "GRU layers"})
-    dropout: float = field(default=0.1, metadata={"help": "dropout between GRU layers"})
-    chunk: int = field(default=256, metadata={"help": "characters per training chunk"})
-    bptt: int = field(default=64, metadata={"help": "characters per backpropagation window within a chunk"})
-    prime: str = field(default="ROMEO:", metadata={"help": "start of the sample logged each epoch"})
-    sample_length: int = field(default=200, metadata={"help": "characters in each sample"})
-    sample_every: int = field(default=1, metadata={"help": "log a sample every N epochs"})
+    hidden: int = setting(256, "GRU hidden units", min=1)
+    layers: int = setting(2, "GRU layers", min=1)
+    dropout: float = setting(0.1, "dropout between GRU layers", min=0, max=1)
+    chunk: int = setting(256, "characters per training chunk", min=2)
+    bptt: int = setting(64, "characters per backpropagation window within a chunk", min=1)
+    prime: str = setting("ROMEO:", "start of the sample logged each epoch")
+    sample_length: int = setting(200, "characters in each sample", min=0)
+    sample_every: int = setting(1, "log a sample every N epochs", min=1)
 
 
 class CharGRU(nn.Module):

@@ -15,7 +15,7 @@ tensors where the hardware has bf16 (the book: float32).
 
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -23,19 +23,19 @@ import torch.nn.functional as F
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
+from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.datasets import cifar10_predictor, cifar10_splits
 
 
 @dataclass
 class Settings:
-    model: Literal["fast", "simplecnn", "lenet"] = field(default="fast", metadata={"help": "the network"})
-    augment: bool = field(default=True, metadata={"help": "random flips and 4-pixel-padded crops while training"})
-    val_size: int = field(default=5000, metadata={"help": "training images held out for validation (0: none)"})
-    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
-    nesterov: bool = field(default=True, metadata={"help": "Nesterov momentum"})
-    weight_decay: float = field(default=5e-4, metadata={"help": "SGD weight decay"})
-    channels_last: bool = field(default=True, metadata={"help": "NHWC convolutions (faster on CPUs)"})
+    model: Literal["fast", "simplecnn", "lenet"] = setting("fast", "the network")
+    augment: bool = setting(True, "random flips and 4-pixel-padded crops while training")
+    val_size: int = setting(5000, "training images held out for validation (0: none)", min=0)
+    momentum: float = setting(0.9, "SGD momentum", min=0, max=1)
+    nesterov: bool = setting(True, "Nesterov momentum")
+    weight_decay: float = setting(5e-4, "SGD weight decay", min=0)
+    channels_last: bool = setting(True, "NHWC convolutions (faster on CPUs)")
 
 
 class SimpleCNN(nn.Module):

@@ -10,14 +10,25 @@ The default differs from the book (``--preset book``) where we measured it bette
 - bits: least significant first (book: most significant first; an input permutation, no effect on an MLP).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Predictor, Preset, Recipe, TensorData, TrainConfig, UserError, holdout_split, recipe_main
+from ignite_lab import (
+    Parts,
+    Predictor,
+    Preset,
+    Recipe,
+    TensorData,
+    TrainConfig,
+    UserError,
+    holdout_split,
+    recipe_main,
+    setting,
+)
 
 CLASSES = ("number", "fizz", "buzz", "fizzbuzz")
 DIGITS = 10
@@ -25,14 +36,14 @@ DIGITS = 10
 
 @dataclass
 class Settings:
-    hidden: int = field(default=100, metadata={"help": "hidden units"})
-    data: Literal["unseen", "book"] = field(
-        default="unseen", metadata={"help": "unseen: train 101..1023, test 1..100; book: random 900/100 of 0..999"}
+    hidden: int = setting(100, "hidden units", min=1)
+    data: Literal["unseen", "book"] = setting(
+        "unseen", "unseen: train 101..1023, test 1..100; book: random 900/100 of 0..999"
     )
-    loss: Literal["cross_entropy", "mse"] = field(
-        default="cross_entropy", metadata={"help": "mse: sigmoid outputs against one-hot targets (the book)"}
+    loss: Literal["cross_entropy", "mse"] = setting(
+        "cross_entropy", "mse: sigmoid outputs against one-hot targets (the book)"
     )
-    optimizer: Literal["adam", "sgd"] = field(default="adam", metadata={"help": "optimiser"})
+    optimizer: Literal["adam", "sgd"] = setting("adam", "optimiser")
 
 
 def encode(numbers: torch.Tensor, msb_first: bool) -> torch.Tensor:

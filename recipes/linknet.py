@@ -20,7 +20,7 @@ on the CamVid sample, seed 0, the same 30 epochs: test mIoU 0.304 (default) agai
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,7 +31,18 @@ from ignite.metrics import ConfusionMatrix, IoU, mIoU
 from ignite.metrics.confusion_matrix import cmAccuracy
 from torch import nn
 
-from ignite_lab import Parts, Predictor, Preset, Recipe, RunView, TensorData, TrainConfig, UserError, recipe_main
+from ignite_lab import (
+    Parts,
+    Predictor,
+    Preset,
+    Recipe,
+    RunView,
+    TensorData,
+    TrainConfig,
+    UserError,
+    recipe_main,
+    setting,
+)
 from ignite_lab.augment import random_crop, random_flip
 from ignite_lab.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, load_camvid
 from ignite_lab.inputs import read_images
@@ -42,16 +53,12 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 @dataclass
 class Settings:
-    width: int = field(
-        default=64, metadata={"help": "channels of the initial block (the chapter's 64; encoders x1-x8)"}
-    )
-    crop: int = field(
-        default=256, metadata={"help": "square random crop while training (evaluation uses whole images)"}
-    )
-    grid: int = field(default=3, metadata={"help": "validation images in the prediction grid"})
-    grid_every: int = field(default=1, metadata={"help": "publish the prediction grid every N epochs"})
-    arch: Literal["linknet", "book"] = field(default="linknet", metadata={"help": "see the recipe's docstring"})
-    channels_last: bool = field(default=True, metadata={"help": "NHWC convolutions (faster on CPUs)"})
+    width: int = setting(64, "channels of the initial block (the chapter's 64; encoders x1-x8)", min=1)
+    crop: int = setting(256, "square random crop while training (evaluation uses whole images)", min=32)
+    grid: int = setting(3, "validation images in the prediction grid", min=0)
+    grid_every: int = setting(1, "publish the prediction grid every N epochs", min=1)
+    arch: Literal["linknet", "book"] = setting("linknet", "see the recipe's docstring")
+    channels_last: bool = setting(True, "NHWC convolutions (faster on CPUs)")
 
 
 class ConvBlock(nn.Sequential):

@@ -13,7 +13,7 @@ a cosine decay, batches of 128, 3 epochs, 5,000 training images held out to pick
 chapter normalizes with mean 0.1302 and std 0.3069 (train_X.mean()/256); both use MNIST's 0.1307/0.3081.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -21,18 +21,18 @@ import torch.nn.functional as F
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
+from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_predictor, mnist_splits
 
 
 @dataclass
 class Settings:
-    model: Literal["cnn", "convnet", "lenet"] = field(default="cnn", metadata={"help": "the network (see above)"})
-    channels: int = field(default=16, metadata={"help": "cnn: channels of the first conv layer (doubled next)"})
-    hidden: int = field(default=128, metadata={"help": "cnn: units of the fully connected layer"})
-    dropout: float = field(default=0.25, metadata={"help": "cnn: dropout before each linear layer"})
-    optimizer: Literal["adam", "adadelta"] = field(default="adam", metadata={"help": "optimiser"})
-    channels_last: bool = field(default=True, metadata={"help": "NHWC convolutions (faster on CPUs)"})
+    model: Literal["cnn", "convnet", "lenet"] = setting("cnn", "the network (see above)")
+    channels: int = setting(16, "cnn: channels of the first conv layer (doubled next)", min=1)
+    hidden: int = setting(128, "cnn: units of the fully connected layer", min=1)
+    dropout: float = setting(0.25, "cnn: dropout before each linear layer", min=0, max=1)
+    optimizer: Literal["adam", "adadelta"] = setting("adam", "optimiser")
+    channels_last: bool = setting(True, "NHWC convolutions (faster on CPUs)")
 
 
 def conv_stage(cin: int, cout: int) -> nn.Sequential:

@@ -4,20 +4,20 @@ Each 28x28 image is a sequence of 28 time steps of 28 pixels; the LSTM's last ou
 classified by a linear layer.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
+from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_predictor, mnist_splits
 
 
 @dataclass
 class Settings:
-    hidden: int = field(default=100, metadata={"help": "hidden units"})
-    layers: int = field(default=1, metadata={"help": "stacked LSTM layers"})
+    hidden: int = setting(100, "hidden units", min=1)
+    layers: int = setting(1, "stacked LSTM layers", min=1)
 
 
 class RowLSTM(nn.Module):

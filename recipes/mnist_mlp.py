@@ -9,25 +9,24 @@ The default differs from ``book`` where we measured it better (REPRODUCE.md): pi
 MNIST's mean and std, and 5,000 training images held out to pick the best epoch.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, holdout_split, recipe_main
+from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, holdout_split, recipe_main, setting
 from ignite_lab.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, Normalize, load_mnist, mnist_predictor
 
 
 @dataclass
 class Settings:
-    hidden1: int = field(default=32, metadata={"help": "units in the first hidden layer"})
-    hidden2: int = field(default=16, metadata={"help": "units in the second hidden layer"})
-    normalize: bool = field(default=True, metadata={"help": "standardize pixels (false: ToTensor's [0, 1])"})
-    validation: Literal["holdout", "lightning", "none"] = field(
-        default="holdout",
-        metadata={"help": "holdout: 5,000 by seed; lightning: random_split(seed 1); none: all 60k train"},
+    hidden1: int = setting(32, "units in the first hidden layer", min=1)
+    hidden2: int = setting(16, "units in the second hidden layer", min=1)
+    normalize: bool = setting(True, "standardize pixels (false: ToTensor's [0, 1])")
+    validation: Literal["holdout", "lightning", "none"] = setting(
+        "holdout", "holdout: 5,000 by seed; lightning: random_split(seed 1); none: all 60k train"
     )
 
 

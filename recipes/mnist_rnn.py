@@ -4,22 +4,22 @@ Each 28x28 image is a sequence of 28 time steps of 28 pixels; the last hidden st
 classified by a linear layer. Here a 2-layer ``nn.RNN`` with 100 hidden units.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
+from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.datasets import BUNDLED, MNIST_SOURCE, mnist_predictor, mnist_splits
 
 
 @dataclass
 class Settings:
-    cell: Literal["rnn", "lstm", "gru"] = field(default="rnn", metadata={"help": "recurrent layer type"})
-    hidden: int = field(default=100, metadata={"help": "hidden units"})
-    layers: int = field(default=2, metadata={"help": "stacked recurrent layers"})
+    cell: Literal["rnn", "lstm", "gru"] = setting("rnn", "recurrent layer type")
+    hidden: int = setting(100, "hidden units", min=1)
+    layers: int = setting(2, "stacked recurrent layers", min=1)
 
 
 class RowClassifier(nn.Module):

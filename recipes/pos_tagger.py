@@ -8,14 +8,14 @@ which prints the tag scores of the first sentence after training; so does this r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, recipe_main
+from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, recipe_main, setting
 from ignite_lab.text import bucket_loader
 
 TRAINING_DATA = [  # the tutorial's: DET determiner, NN noun, V verb
@@ -27,8 +27,8 @@ TAGS = ("DET", "NN", "V")
 
 @dataclass
 class Settings:
-    embed: int = field(default=6, metadata={"help": "word embedding size"})
-    hidden: int = field(default=6, metadata={"help": "LSTM units"})
+    embed: int = setting(6, "word embedding size", min=1)
+    hidden: int = setting(6, "LSTM units", min=1)
 
 
 class LSTMTagger(nn.Module):

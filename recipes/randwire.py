@@ -25,7 +25,7 @@ fed by the stage input, weights on every input, ReLU around the 1x1 head conv, n
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +36,7 @@ from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main, run_file
+from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main, run_file, setting
 from ignite_lab.datasets import HALF, cifar10_predictor, cifar10_splits
 from ignite_lab.plots import figure_to_array, pyplot
 
@@ -45,22 +45,20 @@ BOOK_MEAN_STD = ((0.4983, 0.4795, 0.4382), (0.2712, 0.2602, 0.2801))  # the chap
 
 @dataclass
 class Settings:
-    graph: Literal["ws", "er", "ba"] = field(
-        default="ws", metadata={"help": "Watts-Strogatz, Erdos-Renyi, Barabasi-Albert"}
-    )
-    nodes: int = field(default=16, metadata={"help": "nodes per random graph"})
-    k: int = field(default=4, metadata={"help": "WS: neighbours in the ring lattice"})
-    p: float = field(default=0.7, metadata={"help": "WS: rewiring probability; ER: edge probability"})
-    m: int = field(default=5, metadata={"help": "BA: edges from each new node"})
-    graph_seed: int = field(default=0, metadata={"help": "seed of the graph generator"})
-    stages: int = field(default=3, metadata={"help": "random-graph stages (channels double each)"})
-    channels: int = field(default=64, metadata={"help": "compact: first stage's channels; book: the stem's"})
-    wiring: Literal["compact", "book"] = field(default="compact", metadata={"help": "see the recipe's docstring"})
-    dropout: float = field(default=0.2, metadata={"help": "dropout before the classifier"})
-    node_dropout: float = field(default=0.0, metadata={"help": "dropout at the end of every node"})
-    augment: bool = field(default=False, metadata={"help": "random flips and padded crops while training"})
-    normalize: Literal["half", "book"] = field(default="half", metadata={"help": "half: to [-1, 1]; book: chapter's"})
-    channels_last: bool = field(default=True, metadata={"help": "NHWC convolutions (faster on CPUs)"})
+    graph: Literal["ws", "er", "ba"] = setting("ws", "Watts-Strogatz, Erdos-Renyi, Barabasi-Albert")
+    nodes: int = setting(16, "nodes per random graph", min=2)
+    k: int = setting(4, "WS: neighbours in the ring lattice", min=1)
+    p: float = setting(0.7, "WS: rewiring probability; ER: edge probability", min=0, max=1)
+    m: int = setting(5, "BA: edges from each new node", min=1)
+    graph_seed: int = setting(0, "seed of the graph generator")
+    stages: int = setting(3, "random-graph stages (channels double each)", min=1)
+    channels: int = setting(64, "compact: first stage's channels; book: the stem's", min=1)
+    wiring: Literal["compact", "book"] = setting("compact", "see the recipe's docstring")
+    dropout: float = setting(0.2, "dropout before the classifier", min=0, max=1)
+    node_dropout: float = setting(0.0, "dropout at the end of every node", min=0, max=1)
+    augment: bool = setting(False, "random flips and padded crops while training")
+    normalize: Literal["half", "book"] = setting("half", "half: to [-1, 1]; book: chapter's")
+    channels_last: bool = setting(True, "NHWC convolutions (faster on CPUs)")
 
 
 GRAPH_KEYS = ("graph", "nodes", "k", "p", "m", "graph_seed", "stages")

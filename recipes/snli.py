@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +33,7 @@ from ignite.metrics import Accuracy, ConfusionMatrix
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ignite_lab import Parts, Predictor, Preset, Recipe, TrainConfig, UserError, recipe_main
+from ignite_lab import Parts, Predictor, Preset, Recipe, TrainConfig, UserError, recipe_main, setting
 from ignite_lab.datasets import data_file
 from ignite_lab.inputs import words
 from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, read_lines, run_vocab
@@ -45,19 +45,19 @@ SHIFT, REDUCE, SKIP = 0, 1, 2
 
 @dataclass
 class Settings:
-    encoder: Literal["rnn", "lstm", "gru", "spinn"] = field(default="lstm", metadata={"help": "sentence encoder"})
-    embed: int = field(default=100, metadata={"help": "word vector size (the GloVe file's size when glove is set)"})
-    hidden: int = field(default=128, metadata={"help": "encoder hidden units"})
-    layers: int = field(default=1, metadata={"help": "LSTM/GRU layers"})
-    bidirectional: bool = field(default=False, metadata={"help": "LSTM/GRU in both directions"})
-    tracker: int = field(default=64, metadata={"help": "SPINN tracker LSTM units"})
-    mlp: int = field(default=256, metadata={"help": "hidden units of the classifier MLP"})
-    dropout: float = field(default=0.2, metadata={"help": "dropout in the merger"})
-    glove: str = field(default="", metadata={"help": "GloVe-format vectors file to initialise the embedding"})
-    freeze: bool = field(default=True, metadata={"help": "keep GloVe vectors fixed"})
-    train_split: Literal["train", "dev"] = field(default="train", metadata={"help": "split to train on"})
-    vocab_from: Literal["train", "all"] = field(
-        default="train", metadata={"help": "all: the vocabulary of every split, as the chapter builds it"}
+    encoder: Literal["rnn", "lstm", "gru", "spinn"] = setting("lstm", "sentence encoder")
+    embed: int = setting(100, "word vector size (the GloVe file's size when glove is set)", min=1)
+    hidden: int = setting(128, "encoder hidden units", min=1)
+    layers: int = setting(1, "LSTM/GRU layers", min=1)
+    bidirectional: bool = setting(False, "LSTM/GRU in both directions")
+    tracker: int = setting(64, "SPINN tracker LSTM units", min=1)
+    mlp: int = setting(256, "hidden units of the classifier MLP", min=1)
+    dropout: float = setting(0.2, "dropout in the merger", min=0, max=1)
+    glove: str = setting("", "GloVe-format vectors file to initialise the embedding")
+    freeze: bool = setting(True, "keep GloVe vectors fixed")
+    train_split: Literal["train", "dev"] = setting("train", "split to train on")
+    vocab_from: Literal["train", "all"] = setting(
+        "train", "all: the vocabulary of every split, as the chapter builds it"
     )
 
 

@@ -25,7 +25,7 @@ validation perplexity trailed the book configuration's after every epoch
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -33,7 +33,7 @@ import torch
 from ignite.metrics import Perplexity
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main
+from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.datasets import data_file
 from ignite_lab.text import EOS, SPECIALS, UNK, Vocab, lm_windows, read_lines, run_vocab
 
@@ -42,22 +42,20 @@ SPLIT_FILES = {split: (f"wiki.{split}.tokens", f"{split}.txt") for split in ("tr
 
 @dataclass
 class Settings:
-    d_model: int = field(default=256, metadata={"help": "embedding and model width"})
-    ff: int = field(default=256, metadata={"help": "feed-forward width"})
-    layers: int = field(default=2, metadata={"help": "encoder layers"})
-    heads: int = field(default=2, metadata={"help": "attention heads"})
-    dropout: float = field(default=0.25, metadata={"help": "dropout"})
-    bptt: int = field(default=64, metadata={"help": "tokens per window"})
-    clip: float = field(default=0.6, metadata={"help": "gradient norm clipping"})
-    train_split: Literal["train", "valid"] = field(default="train", metadata={"help": "split to train on"})
-    tokenizer: Literal["basic_english", "wikitext"] = field(
-        default="basic_english",
-        metadata={
-            "help": "basic_english: the book's (lowercase, split punctuation); wikitext: as written, <eos> per line"
-        },
+    d_model: int = setting(256, "embedding and model width", min=1)
+    ff: int = setting(256, "feed-forward width", min=1)
+    layers: int = setting(2, "encoder layers", min=1)
+    heads: int = setting(2, "attention heads", min=1)
+    dropout: float = setting(0.25, "dropout", min=0, max=1)
+    bptt: int = setting(64, "tokens per window", min=1)
+    clip: float = setting(0.6, "gradient norm clipping", min=0)
+    train_split: Literal["train", "valid"] = setting("train", "split to train on")
+    tokenizer: Literal["basic_english", "wikitext"] = setting(
+        "basic_english",
+        "basic_english: the book's (lowercase, split punctuation); wikitext: as written, <eos> per line",
     )
-    init: Literal["torch", "book"] = field(default="book", metadata={"help": "book: uniform(-0.12, 0.12) weights"})
-    optimizer: Literal["adam", "sgd"] = field(default="sgd", metadata={"help": "optimiser"})
+    init: Literal["torch", "book"] = setting("book", "book: uniform(-0.12, 0.12) weights")
+    optimizer: Literal["adam", "sgd"] = setting("sgd", "optimiser")
 
 
 def line_ends(tokenizer: str) -> tuple[str, ...]:

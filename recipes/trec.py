@@ -14,7 +14,7 @@ torchtext's default 70/30 train/validation split.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ignite_lab import Parts, Predictor, Preset, Recipe, TrainConfig, UserError, holdout_split, recipe_main
+from ignite_lab import Parts, Predictor, Preset, Recipe, TrainConfig, UserError, holdout_split, recipe_main, setting
 from ignite_lab.datasets import data_file
 from ignite_lab.inputs import words
 from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, read_lines, run_vocab
@@ -33,11 +33,11 @@ FILES = {"train": ("train_5500.label",), "test": ("TREC_10.label",)}
 
 @dataclass
 class Settings:
-    embed: int = field(default=300, metadata={"help": "word vector size (the GloVe file's when glove is set)"})
-    hidden: int = field(default=128, metadata={"help": "GRU units per direction"})
-    dropout: float = field(default=0.5, metadata={"help": "dropout before the classifier"})
-    val_fraction: float = field(default=0.1, metadata={"help": "training questions held out for validation"})
-    glove: str = field(default="", metadata={"help": "GloVe-format vectors file for the embedding"})
+    embed: int = setting(300, "word vector size (the GloVe file's when glove is set)", min=1)
+    hidden: int = setting(128, "GRU units per direction", min=1)
+    dropout: float = setting(0.5, "dropout before the classifier", min=0, max=1)
+    val_fraction: float = setting(0.1, "training questions held out for validation", min=0, max=0.9, min_open=True)
+    glove: str = setting("", "GloVe-format vectors file for the embedding")
 
 
 def read_trec(path: Path) -> list[tuple[list[str], int]]:

@@ -11,7 +11,7 @@ with the run's seed (the book: numpy's global generator seeded with 1). The book
 computed here as BCEWithLogitsLoss on the last layer's output: the same function, numerically stable.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -20,16 +20,16 @@ from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TensorData, TrainConfig, recipe_main
+from ignite_lab import Parts, Preset, Recipe, RunView, TensorData, TrainConfig, recipe_main, setting
 
 
 @dataclass
 class Settings:
-    hidden: int = field(default=4, metadata={"help": "units in each hidden layer"})
-    hidden_layers: int = field(default=2, metadata={"help": "hidden layers, 0 to 4 (the chapter's capacity test)"})
-    noise: float = field(default=0.0, metadata={"help": "std of NoisyLinear's input noise in layer 1 (0: nn.Linear)"})
-    points: int = field(default=200, metadata={"help": "points drawn; half train, half validation"})
-    data: Literal["torch", "book"] = field(default="torch", metadata={"help": "book: numpy's generator, seed 1"})
+    hidden: int = setting(4, "units in each hidden layer", min=1)
+    hidden_layers: int = setting(2, "hidden layers, 0 to 4 (the chapter's capacity test)", min=0, max=4)
+    noise: float = setting(0.0, "std of NoisyLinear's input noise in layer 1 (0: nn.Linear)", min=0)
+    points: int = setting(200, "points drawn; half train, half validation", min=4)
+    data: Literal["torch", "book"] = setting("torch", "book: numpy's generator, seed 1")
 
 
 class NoisyLinear(nn.Module):
