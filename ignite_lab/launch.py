@@ -61,14 +61,22 @@ def launch(recipe: Recipe, request: Request) -> None:
     if nproc == 1 and spec.nnodes == 1:
         from ignite_lab.training import train
 
-        train(recipe, settle(recipe, request.config, spec, request.given, request.recipe_ref), spec, request.dashboard)
+        plan = settle(recipe, request.config, spec, request.given, request.recipe_ref)
+        try:
+            train(recipe, plan, spec, request.dashboard)
+        finally:
+            plan.run.unlock()
         return
     if backend_for(spec) == "nccl" and nproc > torch.cuda.device_count():
         raise UserError(
             f"--nproc-per-node {nproc} needs {nproc} CUDA devices; this machine has {torch.cuda.device_count()}"
         )
     plan = settle(recipe, request.config, spec, request.given, request.recipe_ref) if spec.node_rank == 0 else None
-    spawn(request, plan)
+    try:
+        spawn(request, plan)
+    finally:
+        if plan is not None:
+            plan.run.unlock()
 
 
 def spawn(request: Request, plan: RunPlan | None) -> None:
@@ -100,7 +108,10 @@ def worker(local_rank: int, request: Request, plan: dict | None) -> None:
     try:
         recipe = load_recipe(request.recipe_ref)
         shared = share_plan(recipe, request, plan)
-        train(recipe, shared, request.launch, request.dashboard)
+        try:
+            train(recipe, shared, request.launch, request.dashboard)
+        finally:
+            shared.run.unlock()  # held by this process only where it settled the plan (torchrun's rank 0)
         # The DDP model (which holds the gloo process group and its threads) sits in reference cycles with the
         # engines. Free it now, while the interpreter is whole: left to interpreter exit, gloo's threads are
         # torn down mid-finalisation and the process dies with SIGABRT ("terminate called without an active

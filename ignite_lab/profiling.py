@@ -36,7 +36,10 @@ def profile_recipe(recipe: Recipe, request) -> None:
     from ignite_lab.training import train
 
     plan = settle(recipe, request.config, request.launch, set(), request.recipe_ref)
-    train(recipe, plan, request.launch, request.dashboard, instrument=instrument)
+    try:
+        train(recipe, plan, request.launch, request.dashboard, instrument=instrument)
+    finally:
+        plan.run.unlock()
 
 
 @contextlib.contextmanager

@@ -102,7 +102,8 @@ def settle(recipe: Recipe, config: TrainConfig, launch: LaunchConfig, given: set
             return settle_auto(recipe, config, launch, given, recipe_ref)
     path = explicit_checkpoint(launch.resume)
     run = RunDir(run_dir_of(path)).lock()
-    return resumed(recipe, config, given, recipe_ref, run, path, strict=True)
+    with unlocked_on_error(run):
+        return resumed(recipe, config, given, recipe_ref, run, path, load_checkpoint(path), strict=True)
 
 
 def settle_auto(recipe: Recipe, config: TrainConfig, launch: LaunchConfig, given: set[str], recipe_ref: str) -> RunPlan:
@@ -116,20 +117,43 @@ def settle_auto(recipe: Recipe, config: TrainConfig, launch: LaunchConfig, given
         where = Path(launch.output_dir) / config.recipe
         log.info("--resume auto: no run of %s to resume under %s; starting a new run", config.recipe, where)
         return new_run(recipe, config, launch, recipe_ref)
-    run.lock()
+    with unlocked_on_error(run.lock()):
+        found = loadable_checkpoint(run)
+        if found is not None:
+            return resumed(recipe, config, given, recipe_ref, run, *found, strict=False)
+        status = run.read_summary().get("status")
+        if status in FINISHED:
+            raise NothingToDo(f"--resume auto: {run.path} already {status.replace('_', ' ')}; nothing to do")
+        log.info("--resume auto: %s stopped before its first checkpoint; starting it over", run.path)
+        saved = TrainConfig.load(run.config)
+        merged = merge(saved, config, given, run.path)
+        merged.settings = complete_settings(recipe.settings, merged.settings, where=str(run.config))
+        run.write_config(merged)
+        run.guarded(lambda: run.rewrite_metrics([]))
+        return RunPlan(run, merged, recipe_ref)
+
+
+def loadable_checkpoint(run: RunDir) -> tuple[Path, dict[str, Any]] | None:
+    """The run's newest last checkpoint that loads (a damaged one is named and skipped); None when it has none."""
     candidates = run.checkpoint_files(LAST)
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path)
+        except UserError as exc:
+            log.warning("skipping damaged checkpoint %s: %s", path, exc.message)
     if candidates:
-        return resumed(recipe, config, given, recipe_ref, run, candidates[0], strict=False)
-    status = run.read_summary().get("status")
-    if status in FINISHED:
-        raise NothingToDo(f"--resume auto: {run.path} already {status.replace('_', ' ')}; nothing to do")
-    log.info("--resume auto: %s stopped before its first checkpoint; starting it over", run.path)
-    saved = TrainConfig.load(run.config)
-    merged = merge(saved, config, given, run.path)
-    merged.settings = complete_settings(recipe.settings, merged.settings, where=str(run.config))
-    run.write_config(merged)
-    run.guarded(lambda: run.rewrite_metrics([]))
-    return RunPlan(run, merged, recipe_ref)
+        raise UserError(f"--resume auto: no last checkpoint of {run.path} loads; see the warnings above")
+    return None
+
+
+@contextlib.contextmanager
+def unlocked_on_error(run: RunDir) -> Iterator[RunDir]:
+    """The run's lock goes back when settling refuses it, so a refusal leaves nothing held."""
+    try:
+        yield run
+    except BaseException:
+        run.unlock()
+        raise
 
 
 @contextlib.contextmanager
@@ -149,10 +173,16 @@ def recipe_folder_lock(folder: Path) -> Iterator[None]:
 
 
 def resumed(
-    recipe: Recipe, config: TrainConfig, given: set[str], recipe_ref: str, run: RunDir, path: Path, strict: bool
+    recipe: Recipe,
+    config: TrainConfig,
+    given: set[str],
+    recipe_ref: str,
+    run: RunDir,
+    path: Path,
+    checkpoint: dict[str, Any],
+    strict: bool,
 ) -> RunPlan:
-    """The plan to continue ``run`` from checkpoint ``path``, checked before anything changes."""
-    checkpoint = load_checkpoint(path)
+    """The plan to continue ``run`` from ``checkpoint`` (loaded from ``path``), checked before anything changes."""
     saved = checkpoint_config(path, checkpoint)
     if saved.recipe != config.recipe:
         raise UserError(f"{path} was trained by recipe {saved.recipe!r}, not {config.recipe!r}")
@@ -169,10 +199,10 @@ def new_run(
     """A new run directory (``OUTPUT_DIR/RECIPE/<UTC timestamp>``, or ``path``), locked, holding the complete config."""
     settings = complete_settings(recipe.settings, config.settings)
     run = RunDir.create(launch.output_dir, config.recipe) if path is None else RunDir.create_at(path)
-    run.lock()
-    config = dataclasses.replace(config, run_dir=str(run.path), settings=settings)
-    run.write_config(config)
-    return RunPlan(run, config, recipe_ref)
+    with unlocked_on_error(run.lock()):
+        config = dataclasses.replace(config, run_dir=str(run.path), settings=settings)
+        run.write_config(config)
+        return RunPlan(run, config, recipe_ref)
 
 
 def merge(saved: TrainConfig, given_config: TrainConfig, given: set[str], run_dir: Path) -> TrainConfig:

@@ -27,8 +27,8 @@ def test_unknown_recipe_suggests_close_names():
     "pair, needle",
     [
         ("chanels=8", "Did you mean channels"),
-        ("channels=eight", "expected an integer"),
-        ("dropout=lots", "expected a number"),
+        ("channels=eight", "expected a whole number"),
+        ("dropout=lots", "expected a finite number"),
         ("channels", "expected KEY=VALUE"),
     ],
 )
@@ -122,7 +122,7 @@ def test_hand_edited_config_is_a_clear_error(run_cli, tmp_path):
     ckpt = next((run / "checkpoints").glob("best_*.pt"))
     for text, needle in (
         ("{not json", "cannot read run config"),
-        ('{"recipe": "xor", "epochs": -1, "batch_size": 2, "lr": 1}', "positive integer"),
+        ('{"recipe": "xor", "epochs": -1, "batch_size": 2, "lr": 1}', "epochs: expected a whole number >= 1"),
         ('{"recipe": "xor", "epochs": 1, "batch_size": 2, "lr": 1, "colour": "red"}', "unknown keys colour"),
     ):
         (run / "config.json").write_text(text)

@@ -37,7 +37,7 @@ def test_settings_are_typed_and_checked():
 
     for pair, message in (
         ("chanels=8", "Did you mean channels"),
-        ("channels=8.5", "expected an integer"),
+        ("channels=8.5", "expected a whole number"),
         ("channels", "expected KEY=VALUE"),
     ):
         with pytest.raises(UserError, match=message):

@@ -202,7 +202,7 @@ def test_ctrl_c_at_a_random_moment_then_resume_gives_bit_identical_weights(slow_
     summary = json.loads((only_run(out, "slow") / "summary.json").read_text())
     assert [h["event"] for h in summary["history"]] == ["started", "interrupted", "resumed", "completed"]
     log = (only_run(out, "slow") / "train.log").read_text()
-    assert "interrupted at epoch" in log and "resuming" in log
+    assert "interrupted (SIGINT) at epoch" in log and "resuming" in log
 
 
 def test_a_requeued_job_converges_to_one_completed_run(slow_recipe, tmp_path):

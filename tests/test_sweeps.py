@@ -194,12 +194,12 @@ def test_two_processes_share_one_postgresql_study_and_run_exactly_the_trials_ask
     "args, needle",
     [
         (["--lr", "log(0.1)"], "not a search space"),
-        (["--lr", "log(-1,1)"], "a log range needs LOW > 0"),
+        (["--lr", "log(-1,1)"], "expected a finite number > 0, got -1.0"),
         (["--set", "hidden=(8,2)"], "LOW must be below HIGH"),
         (["--set", "hiden=[2,4]"], "Did you mean hidden"),
-        (["--set", "hidden=[2,four]"], "expected an integer"),
+        (["--set", "hidden=[2,four]"], "expected a whole number"),
         (["--set", "data=(1,2)"], "a range needs a number setting"),
-        (["--batch-size", "[0,4]"], "at least 1"),
+        (["--batch-size", "[0,4]"], "expected a whole number >= 1, got 0"),
     ],
 )
 def test_bad_search_spaces_are_one_clear_line_before_any_trial(run_cli, tmp_path, args, needle):

@@ -22,8 +22,7 @@ def test_word_vocab_round_trip_unknowns_and_specials(tmp_path):
     assert vocab.tokenize("The cat, sat!") == ["the", "cat", ",", "sat", "!"]
     ids = vocab.encode("the dog sat on the zebra")
     assert ids[-1] == vocab.unk_index and vocab.decode(ids) == "the dog sat on the <unk>"
-    vocab.save(tmp_path / "vocab.json")
-    again = Vocab.load(tmp_path / "vocab.json")
+    again = Vocab.from_json(vocab.to_json(), tmp_path / "vocab.json")
     assert again.itos == vocab.itos and again.encode("The cat.") == vocab.encode("The cat.")
 
 
@@ -168,7 +167,7 @@ def test_transformer_lm_reports_perplexity(run_cli, wikitext, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert 1 < summary["test"]["perplexity"] < 30 and summary["best_checkpoint"].startswith("best_checkpoint_")
     assert math.isclose(math.log(summary["test"]["perplexity"]), summary["test"]["loss"], rel_tol=1e-4)
-    vocab = Vocab.load(run / "vocab.json")  # the book's basic_english: <unk> the one special, no <eos> at line ends
+    vocab = Vocab.from_json((run / "vocab.json").read_text(), run / "vocab.json")  # the book's basic_english: <unk> the one special, no <eos> at line ends
     assert vocab.itos[0] == UNK and EOS not in vocab.itos and PAD not in vocab.itos
 
 
@@ -360,7 +359,7 @@ def test_empty_text_file_and_a_vocabulary_that_does_not_match(run_cli, tmp_path)
     assert run_cli("run", "char_rnn", "--epochs", "1", "--output-dir", tmp_path / "runs", *args).code == 0
     run = only_run(tmp_path / "runs", "char_rnn")
     best = next((run / "checkpoints").glob("best_*.pt"))
-    Vocab.build(["xyz"], level="char", specials=[UNK]).save(run / "vocab.json")
+    (run / "vocab.json").write_text(Vocab.build(["xyz"], level="char", specials=[UNK]).to_json())
     assert_clean_error(run_cli("eval", "char_rnn", "--checkpoint", best), "does not fit char_rnn's model")
     (run / "vocab.json").write_text("{broken")
     assert_clean_error(run_cli("eval", "char_rnn", "--checkpoint", best), "not an ignite-lab vocabulary file")
