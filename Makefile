@@ -12,7 +12,7 @@ RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcar
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench reproduce lint list install visdom visdom-stop browser database clean $(RECIPES)
+.PHONY: run test bench soak reproduce lint list install visdom visdom-stop browser database clean $(RECIPES)
 
 run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 	$(BIN)/python -m recipes.mnist $(ARGS)
@@ -27,6 +27,9 @@ bench: $(VENV)/.bench  ## rewrite BENCHMARKS.md (needs the real datasets in ../s
 $(VENV)/.bench: $(STAMP)
 	$(BIN)/python -m pip install -q --build-constraint build-constraints.txt -c requirements.lock -e ".[dev,bench]"
 	touch $@
+
+soak: $(STAMP)  ## the long fault-injection campaign (200 kills, about 30 minutes) -> SOAK.md
+	$(BIN)/python benchmarks/soak.py $(ARGS)
 
 reproduce: $(STAMP)  ## every recipe and preset on the real data in ../shared/data -> REPRODUCE.md (hours)
 	$(BIN)/ignite-lab reproduce all --preset all --data-root ../shared/data $(ARGS)

@@ -95,11 +95,12 @@ def train(
 
 @contextlib.contextmanager
 def failing_before_training(plan: RunPlan, process: Process) -> Iterator[None]:
-    """A mistake found while building or restoring (bad data, settings, checkpoint) is recorded as ``failed``."""
+    """A new run that fails while building (bad data or settings) says ``failed`` in its summary. A resumed
+    run refused here (its checkpoint does not fit) keeps the summary it had: a refusal changes nothing."""
     try:
         yield
     except UserError as exc:
-        if process.main:
+        if process.main and plan.checkpoint is None:
             event = {"event": "failed", "time": now(), "message": exc.message}
             with contextlib.suppress(OSError):
                 plan.run.write_summary(

@@ -179,8 +179,13 @@ def check(out: Path, expected: Path) -> list[str]:
     return problems
 
 
+def timeline(config: Config) -> list[tuple[str, int, int]]:
+    """Every point a fault can sit at: each training batch, each validation batch, each test batch."""
+    epochs = range(1, config.epochs + 1)
+    points = [("train", e, b) for e in epochs for b in range(1, config.batches + 1)]
+    return points + [("val", e, b) for e in epochs for b in (1, 2)] + [("test", 0, 1), ("test", 0, 2)]
+
+
 def random_faults(rng: random.Random, config: Config, count: int) -> list[Fault]:
     """``count`` faults at distinct random points of the timeline."""
-    points = [("train", e, b) for e in range(1, config.epochs + 1) for b in range(1, config.batches + 1)]
-    points += [("val", e, b) for e in range(1, config.epochs + 1) for b in (1, 2)] + [("test", 0, 1), ("test", 0, 2)]
-    return [Fault(*point, rng.choice(SIGNALS)) for point in rng.sample(points, count)]
+    return [Fault(*point, rng.choice(SIGNALS)) for point in rng.sample(timeline(config), count)]

@@ -167,7 +167,8 @@ def test_transformer_lm_reports_perplexity(run_cli, wikitext, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert 1 < summary["test"]["perplexity"] < 30 and summary["best_checkpoint"].startswith("best_checkpoint_")
     assert math.isclose(math.log(summary["test"]["perplexity"]), summary["test"]["loss"], rel_tol=1e-4)
-    vocab = Vocab.from_json((run / "vocab.json").read_text(), run / "vocab.json")  # the book's basic_english: <unk> the one special, no <eos> at line ends
+    # the book's basic_english: <unk> the one special, no <eos> at line ends
+    vocab = Vocab.from_json((run / "vocab.json").read_text(), run / "vocab.json")
     assert vocab.itos[0] == UNK and EOS not in vocab.itos and PAD not in vocab.itos
 
 

@@ -2,8 +2,9 @@
 
 ``IGNITE_LAB_FAULTS`` names a JSON file holding a list of faults ``[phase, epoch, batch, signal]``
 (phase: train, val or test; epoch: the trainer's epoch, ignored for test; batch: 1-based within the
-epoch's training batches or the evaluation pass; signal: SIGINT, SIGTERM, SIGUSR1 or SIGKILL). The first fault is taken off the list and
-written back before its signal is sent, so each fires once however often the job is re-queued.
+epoch's training batches or the evaluation pass; signal: SIGINT, SIGTERM, SIGUSR1 or SIGKILL). The
+first fault is taken off the list and written back before its signal is sent, so each fires once
+however often the job is re-queued.
 ``IGNITE_LAB_STEP_DELAY`` (seconds, default 0) slows every forward pass, for kills at random times.
 """
 
