@@ -12,12 +12,12 @@ RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcar
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench soak reproduce lint list install visdom visdom-stop browser database clean $(RECIPES)
+.PHONY: run test bench soak reproduce lint list install visdom visdom-stop browser database scheduler clean $(RECIPES)
 
 run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 	$(BIN)/python -m recipes.mnist $(ARGS)
 
-test: $(STAMP) $(VENV)/.visdom-assets browser database  ## the whole test suite
+test: $(STAMP) $(VENV)/.visdom-assets browser database scheduler  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.bench  ## rewrite BENCHMARKS.md (needs the real datasets in ../shared/data; about 20 minutes)
@@ -55,6 +55,11 @@ browser:
 database:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  $(SUDO) apt-get install -y -q postgresql || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; }
+
+# Debian's Slurm (slurmctld, slurmd, munge) for the preemption test (it starts its own one-node cluster).
+scheduler:
+	@command -v slurmctld >/dev/null || \
+	  $(SUDO) apt-get install -y -q slurm-wlm || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q slurm-wlm; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

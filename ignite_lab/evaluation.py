@@ -26,9 +26,7 @@ def load_for_inference(
     ``overrides`` replace config fields (a different data_dir, batch size...).
     """
     checkpoint = load_checkpoint(path)
-    config = checkpoint_config(path, checkpoint)
-    if config.recipe != recipe.name:
-        raise UserError(f"{path} was trained by recipe {config.recipe!r}, not {recipe.name!r}")
+    config = checkpoint_config(path, checkpoint, recipe.name, recipe.settings)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)))
     if config.data_dir and not Path(config.data_dir).is_dir():  # moved, or relative to another folder

@@ -37,7 +37,7 @@ from torch.optim import lr_scheduler
 
 from ignite_lab.checkpoints import BEST, LAST, AtomicDiskSaver
 from ignite_lab.engines import Engines, batch_size_of
-from ignite_lab.errors import UserError
+from ignite_lab.errors import Interrupted, UserError
 from ignite_lab.plots import draw_curves
 from ignite_lab.rundir import RunDir
 
@@ -324,7 +324,8 @@ class GracefulInterrupt:
     checkpoint), saves the last checkpoint and terminates. An epoch's last iteration is left to the
     epoch's end, so a checkpoint at an epoch boundary always comes after its validation. The checkpoint
     thus holds the weights, counters and random state after one whole batch, and a resume continues bit
-    for bit. A second signal interrupts at once, keeping the last complete checkpoint.
+    for bit. A second Ctrl-C interrupts at once, keeping the last complete checkpoint; a repeated SIGTERM
+    or SIGUSR1 is the same request again (under Slurm both srun and slurmstepd deliver one).
     """
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
@@ -353,10 +354,13 @@ class GracefulInterrupt:
                 signal.signal(signum, handler)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
         if self.requested:
-            raise KeyboardInterrupt
-        self.signal = signal.Signals(signum).name
-        log.warning("%s received: stopping after this batch (again: at once)", self.signal)
+            if name == "SIGINT":  # a person pressing Ctrl-C again
+                raise KeyboardInterrupt
+            return  # process managers repeat SIGTERM (srun forwards it, slurmstepd sends it): one request
+        self.signal = name
+        log.warning("%s received: stopping after this batch (Ctrl-C again: at once)", name)
 
     def check(self, trainer: Engine) -> None:
         if not self.requested or self.saved or at_epoch_end(trainer) and not self.epoch_done(trainer):
@@ -374,6 +378,28 @@ class GracefulInterrupt:
         """For an engine that saves nothing (the test pass): stop it when a signal came."""
         if self.requested:
             engine.terminate()
+
+
+@contextlib.contextmanager
+def interrupting_before_training() -> Iterator[None]:
+    """Before a run's handlers are attached there is nothing to save: a scheduler's signal (SIGTERM, or Slurm's
+    SIGUSR1 sent early) stops the command at once as ``Interrupted`` (exit 75) instead of killing it, so a
+    batch script still reads "re-queue me". ``GracefulInterrupt.handling`` takes over during training."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        message = f"{signal.Signals(signum).name} received before training started; run the same command again"
+        log.error("%s", message)  # (Interrupted is not printed again by the command line)
+        raise Interrupted(message)
+
+    previous = {signum: signal.signal(signum, stop) for signum in GracefulInterrupt.SIGNALS if signum != signal.SIGINT}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def at_epoch_end(engine: Engine) -> bool:

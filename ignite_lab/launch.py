@@ -21,6 +21,7 @@ import torch
 
 from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
 from ignite_lab.errors import RunFailed, UserError
+from ignite_lab.handlers import interrupting_before_training
 from ignite_lab.logs import setup_logging
 from ignite_lab.recipe import Recipe
 from ignite_lab.resume import RunPlan, settle
@@ -61,11 +62,12 @@ def launch(recipe: Recipe, request: Request) -> None:
     if nproc == 1 and spec.nnodes == 1:
         from ignite_lab.training import train
 
-        plan = settle(recipe, request.config, spec, request.given, request.recipe_ref)
-        try:
-            train(recipe, plan, spec, request.dashboard)
-        finally:
-            plan.run.unlock()
+        with interrupting_before_training():
+            plan = settle(recipe, request.config, spec, request.given, request.recipe_ref)
+            try:
+                train(recipe, plan, spec, request.dashboard)
+            finally:
+                plan.run.unlock()
         return
     if backend_for(spec) == "nccl" and nproc > torch.cuda.device_count():
         raise UserError(

@@ -183,9 +183,7 @@ def resumed(
     strict: bool,
 ) -> RunPlan:
     """The plan to continue ``run`` from ``checkpoint`` (loaded from ``path``), checked before anything changes."""
-    saved = checkpoint_config(path, checkpoint)
-    if saved.recipe != config.recipe:
-        raise UserError(f"{path} was trained by recipe {saved.recipe!r}, not {config.recipe!r}")
+    saved = checkpoint_config(path, checkpoint, config.recipe, recipe.settings)
     merged = merge(saved, config, given, run.path)
     merged.settings = complete_settings(recipe.settings, merged.settings, where=str(path))
     check_unfinished(run, checkpoint, merged, strict)

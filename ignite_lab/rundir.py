@@ -27,6 +27,7 @@ import torch
 from ignite_lab.checkpoints import TEMP_SUFFIX, CheckpointName, new_temporary, run_dir_of
 from ignite_lab.config import TrainConfig
 from ignite_lab.errors import RunBusy, UserError
+from ignite_lab.settings import complete_settings
 
 HELD: dict[Path, int] = {}  # run directories this process has locked -> the lock file's descriptor
 
@@ -265,11 +266,17 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def checkpoint_config(path: Path, checkpoint: dict[str, Any]) -> TrainConfig:
-    """The config the checkpoint was trained with: config.json beside it, else the copy inside it."""
+def checkpoint_config(path: Path, checkpoint: dict[str, Any], recipe: str, settings_cls: type | None) -> TrainConfig:
+    """The config the checkpoint was trained with: config.json beside it, else the copy inside it. It must be
+    ``recipe``'s; its settings are checked against ``settings_cls`` and completed, errors naming the file."""
     saved = RunDir(run_dir_of(path)).config
     if saved.exists():
-        return TrainConfig.load(saved)
-    if "run_info" in checkpoint:
-        return TrainConfig.from_dict(checkpoint["run_info"], str(path))
-    raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")
+        config, source = TrainConfig.load(saved), saved
+    elif "run_info" in checkpoint:
+        config, source = TrainConfig.from_dict(checkpoint["run_info"], str(path)), path
+    else:
+        raise UserError(f"{path}: no config.json in {saved.parent} and no run config inside the checkpoint")
+    if config.recipe != recipe:
+        raise UserError(f"{path} was trained by recipe {config.recipe!r}, not {recipe!r}")
+    config.settings = complete_settings(settings_cls, config.settings, where=str(source))
+    return config

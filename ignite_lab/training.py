@@ -100,7 +100,7 @@ def failing_before_training(plan: RunPlan, process: Process) -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        if process.main and plan.checkpoint is None:
+        if process.main and plan.checkpoint is None and not isinstance(exc, Interrupted):
             event = {"event": "failed", "time": now(), "message": exc.message}
             with contextlib.suppress(OSError):
                 plan.run.write_summary(

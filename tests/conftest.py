@@ -74,9 +74,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_process(*args: str, cwd: Path = REPO, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
-    """A real subprocess with the test interpreter's environment."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_process(
+    *args: str, cwd: Path = REPO, timeout: float = 300, env: dict | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """A real subprocess with the test interpreter's environment (or ``env``)."""
+    env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kwargs
     )

@@ -71,7 +71,7 @@ def test_two_jobs_at_once_train_one_run_once(references, tmp_path):
 
 
 def test_a_second_job_on_a_run_in_training_is_told_who_trains_it(tmp_path):
-    args = ["run", RECIPE, "--epochs", "3", "--output-dir", tmp_path, "--resume", "auto"]
+    args = ["run", RECIPE, "--epochs", "20", "--output-dir", tmp_path, "--resume", "auto"]
     first = subprocess.Popen([*LAB, *map(str, args)], env=environment(None, delay=0.05), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("faults/*/summary.json")) and time.monotonic() < deadline:
@@ -82,7 +82,7 @@ def test_a_second_job_on_a_run_in_training_is_told_who_trains_it(tmp_path):
     assert first.wait(timeout=300) == 0
     run = only_run(tmp_path, "faults")
     epochs = [(r["epoch"], r["split"]) for r in read_jsonl(run / "metrics.jsonl")]
-    assert len(epochs) == len(set(epochs)) == 7  # train and val of 3 epochs, then test: once each
+    assert len(epochs) == len(set(epochs)) == 41  # train and val of 20 epochs, then test: once each
 
 
 def test_the_printed_resume_command_finishes_a_run_interrupted_while_validating(references, tmp_path):
@@ -194,7 +194,7 @@ def test_export_to_a_read_only_filesystem_is_one_line(run_cli, tmp_path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", frozen], capture_output=True).returncode:
         pytest.skip("mounting a read-only tmpfs needs root")
     try:
-        result = run_cli("export", "xor", "--checkpoint", ckpt, "--out", frozen / "xor.ts")
+        result = run_cli("export", "xor", "--checkpoint", ckpt, "--format", "torchscript", "--out", frozen / "xor.ts")
         assert result.code == 2 and "cannot write" in result.output and "Read-only file system" in result.output
     finally:
         subprocess.run(["umount", "-l", frozen], check=False)
@@ -260,14 +260,18 @@ def test_a_checkpoint_of_the_wrong_shape_is_named(run_cli, tmp_path, content, ne
 def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
     from PIL import Image
 
-    bomb = tmp_path / "bomb.png"
-    Image.new("1", (30000, 30000)).save(bomb)  # 900 million pixels in a file of about 100 KB
+    bomb, bigger = tmp_path / "bomb.png", tmp_path / "bigger.png"
+    Image.new("1", (10000, 10000)).save(bomb)  # 100 million pixels in a file of about 15 KB
+    Image.new("1", (30000, 30000)).save(bigger)  # past twice the limit, where PIL itself refuses to open it
     assert bomb.stat().st_size < 1_000_000
     data = make_mnist(tmp_path / "mnist", n_train=64, n_test=16)
-    assert lab("run", "mnist", "--epochs", "1", "--data-dir", data, "--output-dir", tmp_path).returncode == 0
-    ckpt = next(only_run(tmp_path, "mnist").glob("checkpoints/best_*.pt"))
+    runs = tmp_path / "runs"
+    assert lab("run", "mnist", "--epochs", "1", "--data-dir", data, "--output-dir", runs).returncode == 0
+    ckpt = next(only_run(runs, "mnist").glob("checkpoints/best_*.pt"))
     proc = lab("predict", "mnist", "--checkpoint", ckpt, bomb)
-    assert proc.returncode == 2 and "30000x30000 pixels" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "10000x10000 pixels" in proc.stderr and "Traceback" not in proc.stderr
+    proc = lab("predict", "mnist", "--checkpoint", ckpt, bigger)
+    assert proc.returncode == 2 and "900000000 pixels" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_sigterm_between_runs_of_a_sweep_is_not_lost(tmp_path):
