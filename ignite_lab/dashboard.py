@@ -16,6 +16,7 @@ import numpy as np
 from ignite.engine import Engine
 
 from ignite_lab.compat import timeout_visdom
+from ignite_lab.rundir import atomic_path
 
 log = logging.getLogger(__name__)
 logging.getLogger("visdom").setLevel(logging.ERROR)  # its client logs "new session" and socket notices at every start
@@ -195,7 +196,8 @@ class Publisher:
             return
         self.media_dir.mkdir(exist_ok=True)
         suffix = f"_epoch{epoch}" if epoch is not None else ""
-        matplotlib.image.imsave(self.media_dir / f"{name}{suffix}.png", np.asarray(image))
+        with atomic_path(self.media_dir / f"{name}{suffix}.png") as tmp:
+            matplotlib.image.imsave(tmp, np.asarray(image), format="png")
         if self.sinks is not None:
             self.sinks.image(name, image, epoch, title or name)
 

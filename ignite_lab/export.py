@@ -23,6 +23,7 @@ from ignite_lab.errors import UserError
 from ignite_lab.evaluation import load_for_inference
 from ignite_lab.loaders import build_loader
 from ignite_lab.recipe import Recipe
+from ignite_lab.rundir import RunDir
 
 FORMATS = ("torchscript", "onnx", "exported-program")
 SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx", "exported-program": ".pt2"}
@@ -46,7 +47,7 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
         eager = model(x)
     if not isinstance(eager, torch.Tensor):
         raise UserError(f"{recipe.name}'s model returns {type(eager).__name__}, not one tensor: it cannot be exported")
-    out = out or run_dir_of(checkpoint) / "export" / f"{recipe.name}{SUFFIXES[fmt]}"
+    out = out or RunDir(run_dir_of(checkpoint)).exports / f"{recipe.name}{SUFFIXES[fmt]}"
     if fmt == "exported-program" and out.suffix != ".pt2":
         raise UserError(f"--out {out}: torch.export.load reads .pt2 files only; name it {out.stem}.pt2")
     try:

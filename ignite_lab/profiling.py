@@ -25,7 +25,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from ignite_lab.recipe import Recipe
 from ignite_lab.resume import settle
-from ignite_lab.rundir import RunDir
+from ignite_lab.rundir import RunDir, atomic_path
 
 log = logging.getLogger(__name__)
 TOP = 15
@@ -61,26 +61,28 @@ def instrument(trainer: Engine, run: RunDir) -> Iterator[None]:
 
 
 def report_python(python: cProfile.Profile, run: RunDir) -> None:
-    python.dump_stats(run.path / "profile.prof")
+    with atomic_path(run.profile) as tmp:
+        python.dump_stats(tmp)
     out = io.StringIO()
     pstats.Stats(python, stream=out).sort_stats("cumulative").print_stats(TOP)
     table = out.getvalue().split("ncalls", 1)
     log.info(
         "Python hot spots (cProfile, by cumulative time):\n   ncalls%s", table[1] if len(table) > 1 else out.getvalue()
     )
-    log.info("full Python profile: %s (snakeviz, or python -m pstats)", run.path / "profile.prof")
+    log.info("full Python profile: %s (snakeviz, or python -m pstats)", run.profile)
 
 
 def report_operators(ops: profile, run: RunDir, cuda: bool) -> None:
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
     log.info("top operators by self time (torch.profiler):\n%s", ops.key_averages().table(sort_by=sort, row_limit=TOP))
-    ops.export_chrome_trace(str(run.path / "trace.json"))
-    log.info("Chrome trace %s (chrome://tracing or ui.perfetto.dev)", run.path / "trace.json")
+    with atomic_path(run.trace) as tmp:
+        ops.export_chrome_trace(str(tmp))
+    log.info("Chrome trace %s (chrome://tracing or ui.perfetto.dev)", run.trace)
 
 
 def report_handlers(handlers: HandlersTimeProfiler, run: RunDir) -> None:
     results = handlers.get_results()
-    with open(run.path / "handlers.csv", "w", newline="") as f:  # (HandlersTimeProfiler's own writer needs pandas)
+    with atomic_path(run.handler_times) as tmp, open(tmp, "w", newline="") as f:  # (its own writer needs pandas)
         header = ["handler", "event", "total_s", "min_s/index", "max_s/index", "mean_s", "std_s"]
         csv.writer(f).writerows([header, *results])
     *per_handler, total, processing, dataflow = results

@@ -110,6 +110,11 @@ class RunDir:
         self.curves = path / "curves.png"
         self.log = path / "train.log"
         self.tensorboard = path / "tensorboard"
+        self.media = path / "media"  # pictures and text a recipe publishes
+        self.exports = path / "export"  # ignite-lab export's files
+        self.profile = path / "profile.prof"  # ignite-lab profile's cProfile dump, Chrome trace, handler times
+        self.trace = path / "trace.json"
+        self.handler_times = path / "handlers.csv"
 
     @classmethod
     def create(cls, output_dir: str, recipe: str) -> RunDir:
@@ -166,7 +171,7 @@ class RunDir:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         HELD[key] = fd
-        for folder in (self.path, self.checkpoints, self.path / "export"):
+        for folder in (self.path, self.checkpoints, self.exports, self.media):
             remove_temporaries(folder)
         return self
 

@@ -257,7 +257,7 @@ def attach_handlers(
         live=live,
     )
     std = attach_standard_handlers(wiring, to_save, recipe.name)
-    publish = Publisher(plan.run.path / "media" if process.main else None, live)
+    publish = Publisher(plan.run.media if process.main else None, live)
     view = RunView(trainer, engines.evaluator, parts.model, process.device, publish, plan.checkpoint is not None)
     for attach in (parts.handlers, extra):
         if attach is not None:
