@@ -8,8 +8,8 @@ Every process calls ``train`` (rank 0 alone writes files, logs and plots):
 4. build the trainer and evaluator engines;
 5. attach the standard handlers (their order is written down in handlers.py), then the recipe's own;
 6. restore a resumed run's state;
-7. run, guarded: a NaN loss, Ctrl-C or a failed save ends the run with its reason;
-8. test the best checkpoint;
+7. run, guarded: a NaN loss, a signal (Ctrl-C, SIGTERM, SIGUSR1) or a failed save ends the run with its reason;
+8. test the best checkpoint (a signal here stops the test; the same command tests again);
 9. write the summary.
 
 What to train, which run directory and which checkpoint to resume were settled before this, where

@@ -24,7 +24,7 @@ from ignite_lab.errors import UserError
 from ignite_lab.registry import load_recipe, recipe_names
 from ignite_lab.settings import complete_settings, parse_settings, setting_fields, setting_type
 
-QUICK = int(os.environ.get("IGNITE_LAB_CAMPAIGN_EXAMPLES", "4"))
+QUICK = int(os.environ.get("IGNITE_LAB_CAMPAIGN_EXAMPLES", "3"))
 CONFIGS = st.builds(
     Config,
     epochs=st.sampled_from([2, 3]),

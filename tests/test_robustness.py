@@ -205,25 +205,6 @@ def test_ctrl_c_at_a_random_moment_then_resume_gives_bit_identical_weights(slow_
     assert "interrupted (SIGINT) at epoch" in log and "resuming" in log
 
 
-def test_a_requeued_job_converges_to_one_completed_run(slow_recipe, tmp_path):
-    """The same command line, killed and started again and again, ends in one completed run; then it is a no-op."""
-    command = lab("run", slow_recipe, "--resume", "auto", "--checkpoint-every", "4", "--output-dir", tmp_path)
-    for _ in range(2):  # killed twice, each time after a new checkpoint
-        before = set(tmp_path.glob("slow/*/checkpoints/last_checkpoint_*.pt"))
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda before=before: set(tmp_path.glob("slow/*/checkpoints/last_checkpoint_*.pt")) - before)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finished = run_process(*command)
-    assert finished.returncode == 0, finished.stderr
-    again = run_process(*command)
-    assert again.returncode == 0 and "already completed (3 epochs)" in again.stderr
-    run = only_run(tmp_path, "slow")
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "completed" and [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")][-1] == 3
-    assert [h["event"] for h in summary["history"]] == ["started", "resumed", "resumed", "completed"]
-
-
 USERS_MNIST = '''
 """A user's own recipes/mnist.py (a copy with changes): each process notes that it runs this file."""
 import os
