@@ -1,10 +1,12 @@
 """TensorBoard beside Visdom: the same live plots, pictures and text, written as TensorBoard event files.
 
-Charts match the Visdom windows: ``loss/iteration`` (raw), each metric by epoch with train and val in
-one chart (``add_scalars``: TensorBoard draws them as the runs ``METRIC_train`` and ``METRIC_val`` of that
-chart), ``lr`` and ``samples_per_s``. At the end the run's config goes in as hparams with its final test
-metrics, so TensorBoard's HParams view compares runs. ``tensorboard`` is imported only with
-``--tensorboard``; like Visdom, a writing failure gives one warning and the run goes on.
+The layout Keras and Lightning write: one TensorBoard run per split, ``RUN/train`` and ``RUN/val``,
+each with plain metric tags (``accuracy``, ``loss``), so a metric's chart shows train against val and the
+run list holds three entries a run, not one per metric. The run's own folder has ``loss/iteration``
+(raw), ``lr``, ``samples_per_s``, the pictures and text a recipe publishes and, at the end, the run's
+config as hparams with its final test metrics, so TensorBoard's HParams view compares runs.
+``tensorboard`` is imported only with ``--tensorboard``; like Visdom, a writing failure gives one
+warning and the run goes on.
 """
 
 from __future__ import annotations
@@ -22,27 +24,29 @@ log = logging.getLogger(__name__)
 class TensorBoardPlots:
     """A run's TensorBoard sink (the interface dashboard.VisdomPlots also has)."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, root: Path) -> None:
+        """``log_dir``: this run's folder; ``root``: the folder ``ignite-lab tensorboard`` serves."""
         self.log_dir = log_dir
-        self.writer: Any = None
+        self.writers: dict[str, Any] = {}
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(log_dir))
+            for split, folder in (("run", log_dir), ("train", log_dir / "train"), ("val", log_dir / "val")):
+                self.writers[split] = SummaryWriter(log_dir=str(folder))
         except Exception as exc:  # the package missing, an unwritable folder: train without it
             self._give_up(exc)
         else:
-            log.info("TensorBoard logs: %s (view them with: ignite-lab tensorboard %s)", log_dir, log_dir.parents[2])
+            log.info("TensorBoard logs: %s (view them with: ignite-lab tensorboard %s)", log_dir, root)
 
     def _give_up(self, exc: Exception) -> None:
-        self.writer = None
+        self.writers = {}
         log.warning("TensorBoard logging stopped (%s: %s); training continues", type(exc).__name__, exc)
 
-    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self.writer is None:
+    def _write(self, method: str, *args: Any, split: str = "run", **kwargs: Any) -> None:
+        if split not in self.writers:
             return
         try:
-            getattr(self.writer, method)(*args, **kwargs)
+            getattr(self.writers[split], method)(*args, **kwargs)
         except Exception as exc:
             self._give_up(exc)
 
@@ -51,13 +55,14 @@ class TensorBoardPlots:
         self._write("add_scalar", "loss/iteration", trainer.state.output["loss"], trainer.state.iteration)
 
     def epoch(self, epoch: int, train: dict[str, Any], val: dict[str, Any], lr: float, samples_per_s: float) -> None:
-        for name in sorted(set(train) | set(val)):
-            values = {split: float(m[name]) for split, m in (("train", train), ("val", val)) if scalar(m.get(name))}
-            if values:
-                self._write("add_scalars", name, values, epoch)
+        for split, metrics in (("train", train), ("val", val)):
+            for name, value in sorted(metrics.items()):
+                if scalar(value):
+                    self._write("add_scalar", name, float(value), epoch, split=split)
         self._write("add_scalar", "lr", lr, epoch)
         self._write("add_scalar", "samples_per_s", samples_per_s, epoch)
-        self._write("flush")
+        for split in list(self.writers):
+            self._write("flush", split=split)
 
     def image(self, name: str, image: np.ndarray, epoch: int | None, title: str) -> None:
         self._write("add_image", name, np.asarray(image)[..., :3], epoch or 0, dataformats="HWC")
@@ -73,7 +78,8 @@ class TensorBoardPlots:
         hparams = {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool))}
         metrics = {f"test/{k}": float(v) for k, v in (test or {}).items() if scalar(v)}
         self._write("add_hparams", hparams, metrics, run_name=".")
-        self._write("close")
+        for split in list(self.writers):
+            self._write("close", split=split)
 
 
 HPARAMS = ("lr", "batch_size", "epochs", "lr_schedule", "precision", "preset", "seed")

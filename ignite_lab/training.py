@@ -214,8 +214,11 @@ def open_sinks(recipe: Recipe, plan: RunPlan, dashboard: DashboardConfig) -> Liv
     if dashboard.tensorboard:
         from ignite_lab.tensorboard_logger import TensorBoardPlots
 
-        folder = Path(dashboard.tensorboard_dir) / run_name if dashboard.tensorboard_dir else plan.run.tensorboard
-        sinks.append(TensorBoardPlots(folder))
+        if dashboard.tensorboard_dir:  # runs gathered in one folder
+            root = Path(dashboard.tensorboard_dir)
+            sinks.append(TensorBoardPlots(root / run_name, root))
+        else:  # OUTPUT_DIR/RECIPE/TIMESTAMP/tensorboard: served from OUTPUT_DIR
+            sinks.append(TensorBoardPlots(plan.run.tensorboard, plan.run.path.parent.parent))
     return LiveSinks(sinks) if sinks else None
 
 

@@ -45,8 +45,9 @@ def test_tensorboard_logs_what_visdom_shows(run_cli, tmp_path):
     board = only_run(tmp_path, "drawing") / "tensorboard"
     assert len(event_scalars(board, "loss/iteration")) == 3 * 2  # 16 points in batches of 8, 3 epochs
     assert len(event_scalars(board, "lr")) == 3 and len(event_scalars(board, "samples_per_s")) == 3
-    for split in ("train", "val"):  # train and val of a metric share one chart: runs accuracy_train/_val
-        assert len(event_scalars(board / f"accuracy_{split}", "accuracy")) == 3
+    for split in ("train", "val"):  # one run per split, plain metric tags (as Keras and Lightning write)
+        assert len(event_scalars(board / split, "accuracy")) == 3 and len(event_scalars(board / split, "loss")) == 3
+    assert sorted(p.name for p in board.iterdir() if p.is_dir()) == ["train", "val"]
     events = EventAccumulator(str(board), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     images = events.Images("grid")
@@ -57,6 +58,18 @@ def test_tensorboard_logs_what_visdom_shows(run_cli, tmp_path):
     assert len(hparams) == 1 and b"batch_size" in content and b"data_dir" not in content  # what defines training
 
     assert b"test/accuracy" in summary_tags(board, "_hparams_/experiment")[0].metadata.plugin_data.content
+
+
+def test_tensorboard_dir_gathers_runs_in_one_folder(run_cli, tmp_path):
+    board = tmp_path / "tb"
+    for _ in range(2):
+        result = run_cli(
+            "run", "xor", "--epochs", "2", "--tensorboard", "--tensorboard-dir", board, "--output-dir", tmp_path
+        )
+        assert result.code == 0 and f"ignite-lab tensorboard {board}" in result.output, result
+    runs = sorted(board.iterdir())
+    assert len(runs) == 2 and all(run.name.startswith("xor_") for run in runs)
+    assert all(len(event_scalars(run / "val", "accuracy")) == 2 for run in runs)
 
 
 def test_tensorboard_server_lists_the_run_in_headless_chromium(run_cli, tmp_path):
@@ -84,7 +97,7 @@ def test_tensorboard_server_lists_the_run_in_headless_chromium(run_cli, tmp_path
         print(f"screenshot: {screenshot}")
         for group in ("loss", "accuracy", "lr", "samples_per_s"):  # the charts' groups, and train/val as runs
             assert f'title="{group}"' in dom, group
-        assert "tensorboard/accuracy_val" in dom and "tensorboard/loss_train" in dom
+        assert "tensorboard/val" in dom and "tensorboard/train" in dom and "accuracy_val" not in dom
 
     finally:
         server.terminate()
