@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ignite_lab.flags import options
 from ignite_lab.logs import setup_logging
 from ignite_lab.recipe import Preset, Recipe
 from ignite_lab.registry import file_ref, load_recipe, recipe_names
-from ignite_lab.settings import describe_settings, parse_settings
+from ignite_lab.settings import complete_settings, describe_settings, parse_settings
 
 log = logging.getLogger("ignite_lab")
 
@@ -68,18 +69,30 @@ def describe_preset(preset: Preset) -> str:
     return " ".join(flags + [f"--set {k}={v}" for k, v in preset.settings.items()]) or "(the defaults)"
 
 
-def recipe_defaults(recipe: Recipe) -> dict:
-    """The flags whose defaults are the recipe's own."""
-    names = ("epochs", "batch_size", "lr", "lr_schedule", "lr_gamma", "eval_batch_size", "precision")
-    return {name: getattr(recipe, name) for name in names}
-
-
 def run_options(recipe: Recipe) -> list[click.Option]:
     """Every run flag: the config dataclasses' fields (recipe defaults where it has them), then --set."""
     set_option = click.Option(["--set", "set"], multiple=True, metavar="KEY=VALUE", help="A recipe setting (below).")
     amp = click.Option(["--amp"], is_flag=True, help="The old name of --precision 16.")
-    train = options(TrainConfig, recipe_defaults(recipe))
+    train = options(TrainConfig, recipe.defaults())
     return [*train, amp, *options(LaunchConfig), *options(DashboardConfig), set_option]
+
+
+def run_command_for(recipe: Recipe, ref: str, config: TrainConfig) -> str:
+    """The ``ignite-lab run`` command line that trains ``config``: every field and setting that differs from
+    what the bare command gives (the recipe's defaults), derived from the config's own fields."""
+    base = TrainConfig(recipe=recipe.name, **recipe.defaults())
+    words = ["ignite-lab", "run", ref]
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(config, f.name)
+        if not f.metadata.get("cli", True) or value == getattr(base, f.name) or value is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        words += [flag] if value is True else [flag, repr(value) if isinstance(value, float) else str(value)]
+    defaults = complete_settings(recipe.settings, {})
+    for key, value in config.settings.items():
+        if value != defaults.get(key):
+            words += ["--set", f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def parse_request(recipe: Recipe, ref: str, values: dict, ctx: click.Context):

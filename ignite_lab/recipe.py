@@ -7,6 +7,7 @@ A recipe is named after its file (``recipes/mnist.py`` is ``mnist``; a copy ``my
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,8 +46,6 @@ class Parts:
     metrics: Callable[[], dict[str, Metric]]
     train_metrics: Callable[[], dict[str, Metric]] | None = None
     test: Iterable | None = None
-    score: str = "accuracy"
-    score_mode: Literal["max", "min"] = "max"
     grad_clip: float | None = None
     shuffle: bool = True  # False: training batches in the data's own order every epoch (as some book code does)
     channels_last: bool = False  # convolutions on NHWC tensors (model and 4-D inputs): faster on CPUs for most CNNs
@@ -150,7 +149,9 @@ class Preset:
 class Recipe:
     """One trainable model. ``build(config, settings)`` returns its Parts.
 
-    ``build`` receives the per-process share of the batch sizes in ``config.batch_size`` and
+    What a recipe knows without its data is declared here: its defaults for the run flags (the fields
+    that share a name with a ``TrainConfig`` field, see ``defaults``), its settings, its score and its
+    presets. ``build`` receives the per-process share of the batch sizes in ``config.batch_size`` and
     ``config.eval_batch_size`` (the command line gives global ones, split across processes).
     ``name`` is set from the recipe's file when it is loaded.
     """
@@ -162,6 +163,8 @@ class Recipe:
     batch_size: int
     lr: float
     settings: type | None = None
+    score: str = "accuracy"  # the validation metric that picks the best checkpoint, early stopping and sweeps
+    score_mode: Literal["max", "min"] = "max"
     lr_schedule: str = "none"
     lr_gamma: float = 0.1  # the factor of the step and exponential schedules
     eval_batch_size: int | None = None  # default: twice batch_size (large images may want less: memory)
@@ -170,3 +173,10 @@ class Recipe:
     presets: dict[str, Preset] = field(default_factory=dict)
 
     name: str = ""
+
+    def defaults(self) -> dict[str, Any]:
+        """The run flags this recipe sets: its fields named like ``TrainConfig`` fields (epochs, lr, ...)."""
+        from ignite_lab.config import TrainConfig
+
+        train = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in train}

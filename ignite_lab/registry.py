@@ -12,11 +12,15 @@ import importlib
 import importlib.util
 import pkgutil
 import sys
+import typing
 from pathlib import Path
 from types import ModuleType
 
+from ignite_lab.checks import problem
+from ignite_lab.config import TrainConfig
 from ignite_lab.errors import UserError
-from ignite_lab.recipe import Recipe
+from ignite_lab.recipe import Preset, Recipe
+from ignite_lab.settings import complete_settings
 
 
 def recipe_names() -> list[str]:
@@ -30,7 +34,26 @@ def named(module: ModuleType, name: str, where: str) -> Recipe:
     recipe = getattr(module, "RECIPE", None)
     if not isinstance(recipe, Recipe):
         raise UserError(f"{where} defines no RECIPE = Recipe(...)")
-    return dataclasses.replace(recipe, name=name)
+    recipe = dataclasses.replace(recipe, name=name)
+    check_declarations(recipe, where)
+    return recipe
+
+
+def check_declarations(recipe: Recipe, where: str) -> None:
+    """The recipe's defaults and every preset's flags and settings against the fields they name: a misspelled
+    or out-of-range key fails loading, naming the recipe and the preset."""
+    hints = typing.get_type_hints(TrainConfig)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)}
+    for preset_name, preset in {"default": Preset("the recipe's fields", recipe.defaults()), **recipe.presets}.items():
+        for key, value in preset.flags.items():
+            if key not in fields:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise UserError(f"{where}: preset {preset_name!r} sets {key!r}, which is no run flag{hint}")
+            wrong = problem(hints[key], fields[key].metadata, value)
+            if wrong:
+                raise UserError(f"{where}: preset {preset_name!r}: {key}: {wrong}, got {value!r}")
+        complete_settings(recipe.settings, preset.settings, where=f"{where}: preset {preset_name!r}")
 
 
 def recipe_module(name: str) -> ModuleType:

@@ -320,7 +320,7 @@ def run_trial(sweep: Sweep, recipe: Recipe, trial: Any) -> TrialOutcome:
 
 def run_sweep(sweep: Sweep, recipe: Recipe) -> str:
     """Create or continue the study, run ``jobs`` workers here, and report the study as it now stands."""
-    sweep.score, sweep.direction = score_of(recipe, sweep.request.config)
+    sweep.score, sweep.direction = recipe.score, "maximize" if recipe.score_mode == "max" else "minimize"
     sweep.folder.mkdir(parents=True, exist_ok=True)
     open_study(sweep, create=True)
     log.info(
@@ -336,17 +336,6 @@ def run_sweep(sweep: Sweep, recipe: Recipe) -> str:
     else:
         run_workers(sweep)
     return report(sweep, recipe)
-
-
-def score_of(recipe: Recipe, config: Any) -> tuple[str, str]:
-    """The recipe's validation score and whether higher is better (its Parts say; built once, on the CPU)."""
-    import torch
-
-    from ignite_lab.precision import Precision
-    from ignite_lab.training import Process, build_parts
-
-    parts, _ = build_parts(recipe, config, Process(torch.device("cpu"), 1, 0, Precision("32", "cpu")))
-    return parts.score, "maximize" if parts.score_mode == "max" else "minimize"
 
 
 def run_workers(sweep: Sweep) -> None:
@@ -405,7 +394,7 @@ def report(sweep: Sweep, recipe: Recipe) -> str:
     if complete:
         best = study.best_trial
         text.append(f"best: trial {best.number}, val {sweep.score} {best.value:.4f}, {best.user_attrs.get('run_dir')}")
-        text.append(f"reproduce it with: {best_command(sweep, recipe, best.params)}")
+        text.append(f"reproduce it with: {best_command(sweep, recipe, best)}")
         text.append(f"pictures: {', '.join(str(p) for p in pictures(study, sweep.folder))}")
     return "\n".join(text)
 
@@ -420,22 +409,11 @@ def wall(trial: Any) -> str | None:
     return f"{seconds:.1f}" if seconds is not None else None
 
 
-def best_command(sweep: Sweep, recipe: Recipe, params: dict[str, Any]) -> str:
-    """``ignite-lab run`` with the fixed flags of the sweep and the best trial's values."""
-    from ignite_lab.config import TrainConfig
+def best_command(sweep: Sweep, recipe: Recipe, best: Any) -> str:
+    """``ignite-lab run`` that trains exactly the best trial's config."""
+    from ignite_lab.commands import run_command_for
 
-    config = sweep.request.config
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    parts = [f"ignite-lab run {sweep.request.recipe_ref}"]
-    for name in ("epochs", "batch_size", "lr", "lr_schedule", "seed", "data_dir", "precision", "preset"):
-        value = params.get(name, getattr(config, name))
-        if value != getattr(recipe, name, defaults.get(name)) and value not in (None, "default"):
-            parts.append(f"--{name.replace('_', '-')} {value}")
-    settings = {**config.settings, **{k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("settings.")}}
-    parts += [
-        f"--set {k}={v}" for k, v in settings.items() if k in sweep.request.config.settings or f"settings.{k}" in params
-    ]
-    return " ".join(parts)
+    return run_command_for(recipe, sweep.request.recipe_ref, trial_config(sweep, best))
 
 
 def pictures(study: Any, folder: Path) -> list[Path]:

@@ -249,8 +249,8 @@ def attach_handlers(
         val_length=loaders.val_length,
         iterations_per_epoch=loaders.iterations_per_epoch,
         epochs=config.epochs,
-        score_name=parts.score,
-        score_mode=parts.score_mode,
+        score_name=recipe.score,
+        score_mode=recipe.score_mode,
         lr_schedule=config.lr_schedule,
         lr_gamma=config.lr_gamma,
         patience=config.patience,
@@ -454,7 +454,7 @@ def finish(
     if process.main:
         records = plan.run.read_metrics()
         draw_curves({recipe.name: records}, plan.run.curves)
-        summary["best_val"] = best_val(records, parts.score, parts.score_mode)
+        summary["best_val"] = best_val(records, recipe.score, recipe.score_mode)
         history = plan.run.history()
         summary["history"] = [*history, history_event(outcome.status, trainer)]
         try:

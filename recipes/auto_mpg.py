@@ -122,12 +122,12 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         val=prepare(val),
         test=prepare(test),
         metrics=lambda: {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()},
-        score="mse",
-        score_mode="min",
     )
 
 
 RECIPE = Recipe(
+    score="mse",
+    score_mode="min",
     summary="MLP 9-8-4-1 regression of fuel efficiency (MSE, MAE, R2).",
     dataset="UCI Auto MPG, 392 complete cars (bundled)",
     build=build,

@@ -180,8 +180,6 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         test=chunks(test, s.chunk),
         metrics=lambda: {"perplexity": Perplexity()},
         train_metrics=dict,  # on training batches the loss alone: perplexity is exp(loss), no second pass
-        score="perplexity",
-        score_mode="min",
         grad_clip=s.clip or None,
         train_step=lambda tools: TruncatedBPTT(tools, s.bptt),
         events=WindowEvents,
@@ -191,6 +189,8 @@ def build(config: TrainConfig, s: Settings) -> Parts:
 
 
 RECIPE = Recipe(
+    score="perplexity",
+    score_mode="min",
     summary="Character-level GRU language model that writes text; perplexity per character.",
     dataset="any text file (Tiny Shakespeare bundled)",
     build=build,

@@ -250,13 +250,13 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         test=data["test"].with_transform(prepare),
         metrics=metrics,
         channels_last=s.channels_last,
-        score="miou",
         handlers=handlers,
         predictor=predictor,
     )
 
 
 RECIPE = Recipe(
+    score="miou",
     summary="LinkNet encoder-decoder segmentation, 11 CamVid classes, mIoU.",
     dataset="CamVid, SegNet layout (--data-dir with train/ trainannot/ val/ ...)",
     build=build,

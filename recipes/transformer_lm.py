@@ -150,13 +150,13 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         test=windows("test", config.eval_batch_size),
         metrics=lambda: {"perplexity": token_perplexity()},
         train_metrics=dict,  # on training batches the loss alone: perplexity is exp(loss), no second pass
-        score="perplexity",
-        score_mode="min",
         grad_clip=s.clip,
     )
 
 
 RECIPE = Recipe(
+    score="perplexity",
+    score_mode="min",
     summary="Transformer encoder language model (causal mask), perplexity.",
     dataset="WikiText-2 (--data-dir with wiki.{train,valid,test}.tokens or {train,valid,test}.txt)",
     build=build,

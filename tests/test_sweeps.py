@@ -3,9 +3,11 @@ real PostgreSQL study, and the errors a person can make."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -15,8 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RECIPE_FILES, free_port, run_process
+from conftest import RECIPE_FILES, free_port, ignite_lab, run_process
 from test_bad_input import assert_clean_error
+
+from ignite_lab.commands import parse_request, run_command
+from ignite_lab.config import TrainConfig
+from ignite_lab.registry import load_recipe
+from ignite_lab.settings import complete_settings
 
 
 def lab(*args) -> list[str]:
@@ -212,3 +219,23 @@ def test_an_unreachable_storage_is_one_clear_line(run_cli, tmp_path):
     result = run_cli("sweep", "xor", "--trials", "2", "--storage", url, "--output-dir", tmp_path)
     assert_clean_error(result, "cannot open the study at postgresql+psycopg://nobody:***@127.0.0.1")
     assert "secret" not in result.output
+
+
+def test_the_printed_command_reproduces_the_best_trials_config(tmp_path):
+    """Every flag the sweep held fixed, and the searched values, come back from the printed command."""
+    fixed = ["--patience", "3", "--lr-gamma", "0.5", "--limit-batches", "5", "--deterministic", "--seed", "4"]
+    fixed += ["--test-checkpoint", "last", "--eval-batch-size", "7", "--lr-schedule", "step", "--epochs", "3"]
+    args = ["sweep", "xor", "--trials", "2", "--pruner", "none", "--lr", "log(0.05,0.5)", "--set", "hidden=[3,5]"]
+    proc = ignite_lab(*args, *fixed, "--set", "noise=0.05", "--preset", "noisy", "--output-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    command = next(line for line in proc.stdout.splitlines() if line.startswith("reproduce it with: "))
+    words = shlex.split(command.removeprefix("reproduce it with: "))
+    assert words[:3] == ["ignite-lab", "run", "xor"]
+    recipe = load_recipe("xor")
+    click_command = run_command(recipe, "xor")
+    ctx = click_command.make_context("run", words[3:])
+    printed = parse_request(recipe, "xor", dict(ctx.params), ctx).config
+    best_dir = Path(next(line for line in proc.stdout.splitlines() if line.startswith("best: ")).rsplit(", ", 1)[1])
+    trained = TrainConfig.load(best_dir / "config.json")
+    printed.settings = complete_settings(recipe.settings, printed.settings)
+    assert dataclasses.replace(printed, run_dir=None) == dataclasses.replace(trained, run_dir=None)
