@@ -87,7 +87,7 @@ def reproduce(
         for preset in presets_of(recipe, which):
             try:
                 row = run_target(recipe, preset, target, data_root, out_dir)
-            except RunFailed as failure:  # a configuration that diverges is a result too: the row says so
+            except TargetFailed as failure:  # a configuration that diverges is a result too: the row says so
                 row = failed_row(recipe, preset, target, failure)
                 failed.append(f"{name} --preset {preset}")
             rows[f"{name}/{preset}"] = row
@@ -99,7 +99,7 @@ def reproduce(
         raise UserError(f"{len(failed)} run(s) failed: {', '.join(failed)} (their rows say why)")
 
 
-class RunFailed(UserError):
+class TargetFailed(UserError):
     """An ``ignite-lab run`` that exited non-zero: its command, its own error line and its console log."""
 
     def __init__(self, command: list[str], reason: str, log_path: Path) -> None:
@@ -145,7 +145,7 @@ def run_once(command: list[str], out: Path) -> dict[str, Any]:
     if proc.returncode != 0 or not summaries:
         errors = [line for line in (out / "console.log").read_text().splitlines() if line.startswith("error: ")]
         reason = errors[-1].removeprefix("error: ") if errors else f"exit {proc.returncode}"
-        raise RunFailed(command, reason, out / "console.log")
+        raise TargetFailed(command, reason, out / "console.log")
     run = summaries[-1].parent
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     config = json.loads((run / "config.json").read_text())
@@ -191,7 +191,7 @@ def summarize(recipe: Recipe, preset: str, target: Target, command: list[str], r
     }
 
 
-def failed_row(recipe: Recipe, preset: str, target: Target, failure: RunFailed) -> dict:
+def failed_row(recipe: Recipe, preset: str, target: Target, failure: TargetFailed) -> dict:
     command = " ".join(failure.command)
     return {**row_of(recipe, preset, target), "ours": {}, "failed": failure.reason, "command": command}
 

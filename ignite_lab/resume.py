@@ -52,9 +52,9 @@ from ignite_lab.loaders import set_epoch
 from ignite_lab.recipe import Recipe
 from ignite_lab.rundir import RunDir, checkpoint_config
 from ignite_lab.settings import complete_settings
+from ignite_lab.status import FINISHED, Status
 
 log = logging.getLogger(__name__)
-FINISHED = ("completed", "early_stopped")  # a summary status that means the run is done
 
 
 @dataclass
@@ -235,8 +235,8 @@ def check_unfinished(run: RunDir, checkpoint: dict[str, Any], config: TrainConfi
                 f"{run.path} already trained {done} epochs; pass --epochs larger than {done} to continue it"
             )
         return
-    early_stopped_for_good = status == "early_stopped" and config.epochs <= int(summary.get("epochs_planned") or 0)
-    if (status == "completed" and done >= config.epochs) or early_stopped_for_good:
+    early_stopped_for_good = status == Status.EARLY_STOPPED and config.epochs <= int(summary.get("epochs_planned") or 0)
+    if (status == Status.COMPLETED and done >= config.epochs) or early_stopped_for_good:
         raise NothingToDo(
             f"--resume auto: {run.path} already {status.replace('_', ' ')} ({done} epochs); "
             "nothing to do (pass a larger --epochs to train on)"

@@ -36,13 +36,13 @@ from typing import Any
 from ignite.engine import Events
 
 from ignite_lab.compat import optuna_heartbeat
-from ignite_lab.errors import RunFailed, UserError
+from ignite_lab.errors import Interrupted, RunFailed, UserError
 from ignite_lab.launch import Request
 from ignite_lab.recipe import Recipe, RunView
 from ignite_lab.spaces import Space
+from ignite_lab.status import Status, StopReason
 
 log = logging.getLogger(__name__)
-PRUNERS = ("none", "median", "hyperband")
 
 
 def retry(study: Any, trial: Any) -> None:
@@ -250,13 +250,14 @@ def work(sweep: Sweep, recipe: Recipe) -> None:
         except UpdateFinishedTrialError:  # another worker judged it dead (a stalled heartbeat) and queued it again
             log.warning("trial %d was marked failed by another worker; its re-run counts instead", trial.number)
             continue
-        if outcome.status == "interrupted":  # Ctrl-C: the trial is failed (and re-run when the sweep continues)
-            raise RunFailed("the sweep was interrupted; the same command continues it")
+        if outcome.status == Status.INTERRUPTED:  # Ctrl-C: the trial is failed (and re-run when the sweep continues)
+            log.error("the sweep was interrupted; the same command continues it")
+            raise Interrupted("the sweep was interrupted; the same command continues it")
 
 
 @dataclass
 class TrialOutcome:
-    status: str  # the run's summary status
+    status: Status  # the run's summary status
     state: Any  # Optuna's TrialState
     value: float | None
 
@@ -274,7 +275,7 @@ class Pruning:
         epoch = trainer.state.epoch
         self.trial.report(float(evaluator.state.metrics[self.score]), epoch)
         if self.trial.should_prune():
-            trainer.state.stop_reason = ("pruned", f"pruned by Optuna after epoch {epoch}")
+            trainer.state.stop_reason = StopReason(Status.PRUNED, f"pruned by Optuna after epoch {epoch}")
             trainer.terminate()
 
 
@@ -305,15 +306,15 @@ def run_trial(sweep: Sweep, recipe: Recipe, trial: Any) -> TrialOutcome:
         summary = plan.run.read_summary()
     finally:
         plan.run.unlock()
-    status = summary.get("status", "failed")
+    status = Status(summary.get("status", Status.FAILED))
     trial.set_user_attr("wall_time_s", summary.get("wall_time_s"))
     trial.set_user_attr("test", summary.get("test"))
-    if status == "pruned":
+    if status == Status.PRUNED:
         return TrialOutcome(status, TrialState.PRUNED, None)
     best = (summary.get("best_val") or {}).get(sweep.score)
-    if status in ("completed", "early_stopped") and best is not None:
+    if status.finished and best is not None:
         return TrialOutcome(status, TrialState.COMPLETE, float(best))
-    if status != "interrupted":  # counted towards --max-failures
+    if status != Status.INTERRUPTED:  # counted towards --max-failures
         trial.set_user_attr("failure", summary.get("message") or f"the run ended {status}")
     return TrialOutcome(status, TrialState.FAIL, None)
 
@@ -353,7 +354,9 @@ def run_workers(sweep: Sweep) -> None:
         process.join()
     failed = [p.exitcode for p in workers if p.exitcode]
     if failed:
-        raise RunFailed(f"{len(failed)} of {sweep.jobs} sweep workers stopped early (exit codes {failed})")
+        message = f"{len(failed)} of {sweep.jobs} sweep workers stopped early (exit codes {failed})"
+        log.error("%s", message)
+        raise RunFailed(message)
 
 
 def worker_main(sweep: Sweep, threads: int) -> None:

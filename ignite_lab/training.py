@@ -45,9 +45,10 @@ from ignite_lab.logs import log_to_file
 from ignite_lab.plots import draw_curves
 from ignite_lab.precision import Precision, resolve_precision
 from ignite_lab.recipe import Parts, Recipe, RunView
-from ignite_lab.resume import FINISHED, MidEpochState, RunPlan, restore
+from ignite_lab.resume import MidEpochState, RunPlan, restore
 from ignite_lab.rundir import now
 from ignite_lab.settings import make_settings
+from ignite_lab.status import FINISHED, Status, StopReason
 from ignite_lab.tables import format_table
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def train(
 
     ``instrument(trainer, run)``, if given, returns a context manager wrapped around the training loop;
     ``handlers(run)`` attaches the caller's own handlers after the recipe's (a sweep's pruning). A handler
-    that stops the run sets ``trainer.state.stop_reason = (status, message)`` before terminating it.
+    that stops the run sets ``trainer.state.stop_reason = StopReason(status, message)`` before terminating it.
     A run that fails before training starts (bad data, a checkpoint that does not fit) says ``failed`` in
     its summary; a resumed run's config.json changes only once its checkpoint has loaded.
     """
@@ -87,7 +88,7 @@ def train(
             # the test split judges the chosen checkpoint; the summary says how it all went
             test = test_best(parts, model, loaders, plan, std, process) if outcome.status in FINISHED else None
             if outcome.status in FINISHED and test is None and std.interrupt.requested:
-                outcome = Outcome("interrupted", interrupted_message(engines.trainer, plan, std, saved=False))
+                outcome = Outcome(Status.INTERRUPTED, interrupted_message(engines.trainer, plan, std, saved=False))
             if live is not None:
                 live.finish(dataclasses.asdict(plan.config), test)
             return finish(recipe, plan, engines.trainer, std, outcome, test, process, parts)
@@ -101,13 +102,13 @@ def failing_before_training(plan: RunPlan, process: Process) -> Iterator[None]:
         yield
     except UserError as exc:
         if process.main and plan.checkpoint is None and not isinstance(exc, Interrupted):
-            event = {"event": "failed", "time": now(), "message": exc.message}
+            event = {"event": Status.FAILED, "time": now(), "message": exc.message}
             with contextlib.suppress(OSError):
                 plan.run.write_summary(
                     {
                         **plan.run.read_summary(),
                         "recipe": plan.config.recipe,
-                        "status": "failed",
+                        "status": Status.FAILED,
                         "message": exc.message,
                         "run_dir": str(plan.run.path),
                         "history": [*plan.run.history(), event],
@@ -305,7 +306,7 @@ def position(state: Any) -> str:
 
 @dataclass
 class Outcome:
-    status: str  # completed, early_stopped, failed, interrupted
+    status: Status
     message: str = ""
 
 
@@ -318,7 +319,7 @@ def run_guarded(
         plan.run.write_summary(
             {
                 "recipe": plan.config.recipe,
-                "status": "running",
+                "status": Status.RUNNING,
                 "run_dir": str(plan.run.path),
                 "history": [*plan.run.history(), history_event(event, trainer)],
             }
@@ -331,13 +332,13 @@ def run_guarded(
                 trainer.state.max_epochs = plan.config.epochs  # a raised --epochs continues
                 trainer.run(loaders.train)
     except KeyboardInterrupt:  # a second signal, or one in another process
-        return Outcome("interrupted", interrupted_message(trainer, plan, std, saved=False))
+        return Outcome(Status.INTERRUPTED, interrupted_message(trainer, plan, std, saved=False))
     except (OSError, RuntimeError) as exc:  # a full disk or a vanished directory while saving
         cause = exc if isinstance(exc, OSError) else exc.__context__
         if not isinstance(cause, OSError):
             raise
         kept = f"; the last complete checkpoint is {std.last_file}" if std.last_file else ""
-        return Outcome("failed", f"cannot write to {plan.run.path}: {cause.strerror or cause}{kept}")
+        return Outcome(Status.FAILED, f"cannot write to {plan.run.path}: {cause.strerror or cause}{kept}")
     return judge(trainer, plan, std)
 
 
@@ -355,23 +356,23 @@ def trained_all(trainer: Engine, epochs: int) -> bool:
 def judge(trainer: Engine, plan: RunPlan, std: Standard) -> Outcome:
     """How a run that returned normally ended: interrupted (Ctrl-C), failed (NaN), early stopped, completed."""
     state, output = trainer.state, trainer.state.output
-    stop_reason = getattr(state, "stop_reason", None)  # a handler's own reason (a sweep's pruner)
+    stop_reason: StopReason | None = getattr(state, "stop_reason", None)  # a handler's own (a sweep's pruner)
     if stop_reason is not None:
-        return Outcome(*stop_reason)
+        return Outcome(stop_reason.status, stop_reason.message)
     if std.interrupt.saved:
-        return Outcome("interrupted", interrupted_message(trainer, plan, std, saved=True))
+        return Outcome(Status.INTERRUPTED, interrupted_message(trainer, plan, std, saved=True))
     if isinstance(output, dict) and not math.isfinite(output.get("loss", 0.0)):
         kept = std.last_file
         kept = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved"
         return Outcome(
-            "failed", f"loss became {output['loss']} at epoch {state.epoch}, iteration {state.iteration}; {kept}"
+            Status.FAILED, f"loss became {output['loss']} at epoch {state.epoch}, iteration {state.iteration}; {kept}"
         )
     if not trained_all(trainer, plan.config.epochs):
         return Outcome(
-            "early_stopped",
+            Status.EARLY_STOPPED,
             f"no improvement in val {std.score_name} for {plan.config.patience} epochs; stopped at epoch {state.epoch}",
         )
-    return Outcome("completed")
+    return Outcome(Status.COMPLETED)
 
 
 def interrupted_message(trainer: Engine, plan: RunPlan, std: Standard, saved: bool) -> str:
@@ -467,10 +468,10 @@ def finish(
             log.info("test metrics (%s):\n%s", which, format_table(["metric", "value"], scalars))
 
         log.info("run directory: %s", plan.run.path)
-    if outcome.status in ("failed", "interrupted"):
+    if outcome.status in (Status.FAILED, Status.INTERRUPTED):
         if process.main:
             log.error("%s", outcome.message)
-        raise (Interrupted if outcome.status == "interrupted" else RunFailed)(outcome.message)
+        raise (Interrupted if outcome.status is Status.INTERRUPTED else RunFailed)(outcome.message)
     if outcome.message:
         log.info(outcome.message)
     return summary
