@@ -23,6 +23,17 @@ def metric_state_keys(metric: Metric) -> tuple[str, ...]:
     return tuple(getattr(type(metric), "_state_dict_all_req_keys", ()))
 
 
+def saves_state(*keys: str):
+    """Class decorator for a metric of ours: the attributes ``Metric.state_dict`` saves, so a run resumed
+    mid-epoch restores it. Ignite 0.5.5 reads them from the private ``_state_dict_all_req_keys``."""
+
+    def mark(cls: type) -> type:
+        cls._state_dict_all_req_keys = keys
+        return cls
+
+    return mark
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), so bf16 autocast is fast, not emulated.
 

@@ -15,15 +15,16 @@ from ignite.engine import Engine, create_supervised_trainer
 from ignite.metrics import Loss, Metric
 from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 
+from ignite_lab.compat import saves_state
 from ignite_lab.precision import Precision
 from ignite_lab.recipe import Parts, StepTools, step_output, to_device
 
 
+@saves_state("_sum", "_num")
 class StepLoss(Metric):
     """The mean training loss over an epoch, from the loss each step already computed (no second loss pass)."""
 
     required_output_keys = ("loss", "y")
-    _state_dict_all_req_keys = ("_sum", "_num")  # what Metric.state_dict saves (see compat.metric_state_keys)
 
     @reinit__is_reduced
     def reset(self) -> None:

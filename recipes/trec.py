@@ -115,7 +115,7 @@ RECIPE = Recipe(
         "book": Preset(
             source="torchtext's TREC workflow: Field(lower=True), TREC.splits(fine_grained=False), train.split()",
             settings={"val_fraction": 0.3},
-            note="a workflow, not a book figure: the issue's hand-written BiGRU reached 88.2%",
+            note="a workflow with no figure of its own",
         )
     },
 )
