@@ -25,9 +25,9 @@ import peers  # noqa: E402
 import pipelines  # noqa: E402
 import runs  # noqa: E402
 
-from ignite_lab.config import TrainConfig  # noqa: E402
-from ignite_lab.registry import load_recipe  # noqa: E402
-from ignite_lab.settings import complete_settings, parse_settings  # noqa: E402
+from ignite_lab.core.config import TrainConfig  # noqa: E402
+from ignite_lab.core.registry import load_recipe  # noqa: E402
+from ignite_lab.core.settings import complete_settings, parse_settings  # noqa: E402
 
 LOOPS = ("hand", "ignite", "ignite-lab", "lightning")
 

@@ -17,14 +17,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ignite_lab.config import TrainConfig  # noqa: E402
-from ignite_lab.engines import epoch_length  # noqa: E402
-from ignite_lab.loaders import build_loader, set_epoch  # noqa: E402
-from ignite_lab.precision import Precision  # noqa: E402
-from ignite_lab.recipe import to_device  # noqa: E402
-from ignite_lab.registry import load_recipe  # noqa: E402
-from ignite_lab.settings import complete_settings  # noqa: E402
-from ignite_lab.training import Process, build_parts  # noqa: E402
+from ignite_lab.core.config import TrainConfig  # noqa: E402
+from ignite_lab.core.recipe import to_device  # noqa: E402
+from ignite_lab.core.registry import load_recipe  # noqa: E402
+from ignite_lab.core.settings import complete_settings  # noqa: E402
+from ignite_lab.training.engines import epoch_length  # noqa: E402
+from ignite_lab.training.loaders import build_loader, set_epoch  # noqa: E402
+from ignite_lab.training.loop import Process, build_parts  # noqa: E402
+from ignite_lab.training.precision import Precision  # noqa: E402
 
 CPU = torch.device("cpu")
 STEPS = 15

@@ -1,7 +1,7 @@
 """Which recipe exports to which format: the README's export table (between its ``export`` markers).
 
 Each recipe trains for two batches on its real data (the weights do not matter, only the graph does), then
-``ignite_lab.export.export`` tries every format: the same check a user's export goes through (the file is
+``ignite_lab.tools.export.export`` tries every format: the same check a user's export goes through (the file is
 loaded back and run on real validation inputs). Run: ``python benchmarks/exports.py --data-root ../shared/data``.
 """
 
@@ -19,11 +19,11 @@ sys.path.insert(0, str(REPO))
 
 from runs import run_cli  # noqa: E402
 
-from ignite_lab.errors import UserError  # noqa: E402
-from ignite_lab.export import FORMATS, SUFFIXES, export  # noqa: E402
-from ignite_lab.registry import load_recipe, recipe_names  # noqa: E402
-from ignite_lab.reproduce import TARGETS, command_for  # noqa: E402
-from ignite_lab.tables import markdown, replace_between  # noqa: E402
+from ignite_lab.core.errors import UserError  # noqa: E402
+from ignite_lab.core.registry import load_recipe, recipe_names  # noqa: E402
+from ignite_lab.outputs.tables import markdown, replace_between  # noqa: E402
+from ignite_lab.tools.export import FORMATS, SUFFIXES, export  # noqa: E402
+from ignite_lab.tools.reproduce import TARGETS, command_for  # noqa: E402
 
 START, END = "<!-- export:start -->", "<!-- export:end -->"
 

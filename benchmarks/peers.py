@@ -15,12 +15,12 @@ import torch
 from ignite.engine import Engine, Events, create_supervised_trainer
 from ignite.utils import manual_seed
 
-from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
-from ignite_lab.loaders import build_loader, set_epoch
-from ignite_lab.precision import Precision
-from ignite_lab.registry import load_recipe
-from ignite_lab.resume import settle
-from ignite_lab.training import Process, build_parts, train
+from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
+from ignite_lab.core.registry import load_recipe
+from ignite_lab.training.loaders import build_loader, set_epoch
+from ignite_lab.training.loop import Process, build_parts, train
+from ignite_lab.training.precision import Precision
+from ignite_lab.training.resume import settle
 
 CPU = torch.device("cpu")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ignite_lab.loaders import TensorData, build_loader
+from ignite_lab.training.loaders import TensorData, build_loader
 
 CPU = torch.device("cpu")
 
@@ -35,7 +35,7 @@ def iterate(loader, limit: int | None = None) -> float:
 def mnist_pipeline(mnist: Path, repeats: int) -> dict:
     from torchvision import datasets, transforms
 
-    from ignite_lab.datasets import MNIST_MEAN, MNIST_STD, Normalize, load_mnist
+    from ignite_lab.kit.datasets import MNIST_MEAN, MNIST_STD, Normalize, load_mnist
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "MNIST" / "raw"
@@ -72,7 +72,7 @@ class PerSampleCifar(torch.utils.data.Dataset):
 
 
 def cifar_pipeline(repeats: int) -> dict:
-    from ignite_lab.datasets import Normalize, cifar10_splits
+    from ignite_lab.kit.datasets import Normalize, cifar10_splits
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,8 +112,8 @@ class PerSampleChunks(torch.utils.data.Dataset):
 
 
 def text_pipeline(repeats: int) -> dict:
-    from ignite_lab.datasets import BUNDLED
-    from ignite_lab.text import Vocab
+    from ignite_lab.kit.datasets import BUNDLED
+    from ignite_lab.kit.text import Vocab
     from recipes.char_rnn import chunks
 
     text = (BUNDLED / "tinyshakespeare" / "input.txt").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from ignite_lab.tables import markdown
+from ignite_lab.outputs.tables import markdown
 
 
 def report(r: dict) -> str:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench import machine  # noqa: E402
 from campaign import Config, check, random_faults, reference, requeue  # noqa: E402
 
-from ignite_lab.tables import markdown  # noqa: E402
+from ignite_lab.outputs.tables import markdown  # noqa: E402
 
 CONFIGS = [
     Config(epochs=3),

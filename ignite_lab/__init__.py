@@ -7,12 +7,12 @@ input), ``setting`` (a ``--set`` setting with its range), ``run_file`` (a file `
 its run) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
 """
 
-from ignite_lab.config import TrainConfig
-from ignite_lab.errors import UserError
-from ignite_lab.loaders import TensorData, holdout_split
-from ignite_lab.recipe import Parts, Predictor, Preset, Recipe, RunView, StepTools, step_output
-from ignite_lab.rundir import run_file
-from ignite_lab.settings import setting
+from ignite_lab.core.config import TrainConfig
+from ignite_lab.core.errors import UserError
+from ignite_lab.core.recipe import Parts, Predictor, Preset, Recipe, RunView, StepTools, step_output
+from ignite_lab.core.settings import setting
+from ignite_lab.training.loaders import TensorData, holdout_split
+from ignite_lab.training.rundir import run_file
 
 __all__ = [
     "Parts",
@@ -35,6 +35,6 @@ __version__ = "0.2.0"
 
 def recipe_main(recipe: Recipe) -> None:
     """Run ``recipe`` from the command line with every ignite-lab flag (``python my_recipe.py --epochs 3``)."""
-    from ignite_lab.commands import recipe_main as main
+    from ignite_lab.cli.commands import recipe_main as main
 
     main(recipe)

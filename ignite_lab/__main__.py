@@ -1,3 +1,3 @@
-from ignite_lab.cli import main
+from ignite_lab.cli.main import main
 
 main()

@@ -25,7 +25,7 @@ from ignite.metrics.regression import R2Score
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, UserError, holdout_split, recipe_main, setting
-from ignite_lab.datasets import BUNDLED
+from ignite_lab.kit.datasets import BUNDLED
 
 YEAR_BOUNDARIES = torch.tensor([73, 76, 79])
 

@@ -42,8 +42,8 @@ from ignite_lab import (
     setting,
     step_output,
 )
-from ignite_lab.datasets import BUNDLED
-from ignite_lab.text import Vocab, read_lines, run_vocab
+from ignite_lab.kit.datasets import BUNDLED
+from ignite_lab.kit.text import Vocab, read_lines, run_vocab
 
 log = logging.getLogger("ignite_lab.recipes.char_rnn")
 

@@ -24,7 +24,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
-from ignite_lab.datasets import cifar10_predictor, cifar10_splits
+from ignite_lab.kit.datasets import cifar10_predictor, cifar10_splits
 
 
 @dataclass

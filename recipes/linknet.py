@@ -43,9 +43,9 @@ from ignite_lab import (
     recipe_main,
     setting,
 )
-from ignite_lab.augment import random_crop, random_flip
-from ignite_lab.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, load_camvid
-from ignite_lab.inputs import read_images
+from ignite_lab.kit.augment import random_crop, random_flip
+from ignite_lab.kit.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, load_camvid
+from ignite_lab.kit.inputs import read_images
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

@@ -17,7 +17,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, holdout_split, recipe_main, setting
-from ignite_lab.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, Normalize, load_mnist, mnist_predictor
+from ignite_lab.kit.datasets import BUNDLED, MNIST_MEAN, MNIST_SOURCE, MNIST_STD, Normalize, load_mnist, mnist_predictor
 
 
 @dataclass

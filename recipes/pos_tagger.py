@@ -16,7 +16,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, recipe_main, setting
-from ignite_lab.text import bucket_loader
+from ignite_lab.kit.text import bucket_loader
 
 TRAINING_DATA = [  # the tutorial's: DET determiner, NN noun, V verb
     ("The dog ate the apple".split(), ["DET", "NN", "V", "DET", "NN"]),

@@ -37,8 +37,8 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main, run_file, setting
-from ignite_lab.datasets import HALF, cifar10_predictor, cifar10_splits
-from ignite_lab.plots import figure_to_array, pyplot
+from ignite_lab.kit.datasets import HALF, cifar10_predictor, cifar10_splits
+from ignite_lab.outputs.plots import figure_to_array, pyplot
 
 BOOK_MEAN_STD = ((0.4983, 0.4795, 0.4382), (0.2712, 0.2602, 0.2801))  # the chapter's Normalize
 

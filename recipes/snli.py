@@ -34,9 +34,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from ignite_lab import Parts, Predictor, Preset, Recipe, TrainConfig, UserError, recipe_main, setting
-from ignite_lab.datasets import data_file
-from ignite_lab.inputs import words
-from ignite_lab.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, read_lines, run_vocab
+from ignite_lab.kit.datasets import data_file
+from ignite_lab.kit.inputs import words
+from ignite_lab.kit.text import PAD, UNK, Vocab, bucket_loader, load_glove, pad, read_lines, run_vocab
 
 log = logging.getLogger("ignite_lab.recipes.snli")
 LABELS = ("entailment", "contradiction", "neutral")

@@ -34,8 +34,8 @@ from ignite.metrics import Perplexity
 from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
-from ignite_lab.datasets import data_file
-from ignite_lab.text import EOS, SPECIALS, UNK, Vocab, lm_windows, read_lines, run_vocab
+from ignite_lab.kit.datasets import data_file
+from ignite_lab.kit.text import EOS, SPECIALS, UNK, Vocab, lm_windows, read_lines, run_vocab
 
 SPLIT_FILES = {split: (f"wiki.{split}.tokens", f"{split}.txt") for split in ("train", "valid", "test")}
 

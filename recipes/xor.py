@@ -75,7 +75,7 @@ def binary_accuracy() -> Accuracy:
 
 def decision_regions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, title: str) -> np.ndarray:
     """The model's class over the plane, with the points on top (the chapter's plot_decision_regions)."""
-    from ignite_lab.plots import figure_to_array, pyplot
+    from ignite_lab.outputs.plots import figure_to_array, pyplot
 
     plt = pyplot()
 

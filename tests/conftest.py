@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ignite_lab.cli import cli
+from ignite_lab.cli.main import cli
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE_FILES = Path(__file__).resolve().parent / "recipe_files"  # small recipes made for the tests

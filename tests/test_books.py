@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import make_mnist, only_run, read_jsonl
 
-from ignite_lab.registry import load_recipe
+from ignite_lab.core.registry import load_recipe
 
 
 def config_of(out, recipe: str) -> dict:
@@ -42,9 +42,9 @@ def test_a_recipe_sets_the_default_schedule_factor(run_cli):
 
 
 def test_every_preset_names_only_known_flags_and_settings():
-    from ignite_lab.config import TrainConfig
-    from ignite_lab.registry import recipe_names
-    from ignite_lab.settings import complete_settings
+    from ignite_lab.core.config import TrainConfig
+    from ignite_lab.core.registry import recipe_names
+    from ignite_lab.core.settings import complete_settings
 
     fields = {f.name for f in __import__("dataclasses").fields(TrainConfig)}
     for name in recipe_names():
@@ -72,8 +72,8 @@ def test_fizzbuzz_book_data_is_the_chapters_split():
 
 
 def test_auto_mpg_book_split_is_scikit_learns(tmp_path):
-    from ignite_lab.datasets import BUNDLED
-    from ignite_lab.loaders import TensorData
+    from ignite_lab.kit.datasets import BUNDLED
+    from ignite_lab.training.loaders import TensorData
     from recipes.auto_mpg import book_split, read_auto_mpg
 
     raw, mpg, _ = read_auto_mpg(BUNDLED / "auto_mpg" / "auto-mpg.data")
@@ -157,7 +157,7 @@ def test_pos_tagger_learns_the_tutorials_sentences(run_cli, tmp_path):
 
 
 def test_mnist_mlp_lightning_preset_splits_a_twelfth_off_unshuffled(tmp_path):
-    from ignite_lab.config import TrainConfig
+    from ignite_lab.core.config import TrainConfig
     from recipes.mnist_mlp import Settings, build
 
     data = make_mnist(tmp_path / "mnist", n_train=1200, n_test=60)

@@ -19,10 +19,10 @@ from campaign import SIGNALS, Config, Fault, check, reference, requeue, timeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ignite_lab.config import TrainConfig
-from ignite_lab.errors import UserError
-from ignite_lab.registry import load_recipe, recipe_names
-from ignite_lab.settings import complete_settings, parse_settings, setting_fields, setting_type
+from ignite_lab.core.config import TrainConfig
+from ignite_lab.core.errors import UserError
+from ignite_lab.core.registry import load_recipe, recipe_names
+from ignite_lab.core.settings import complete_settings, parse_settings, setting_fields, setting_type
 
 QUICK = int(os.environ.get("IGNITE_LAB_CAMPAIGN_EXAMPLES", "3"))
 CONFIGS = st.builds(

@@ -127,9 +127,9 @@ def mnist_run(tmp_path_factory):
 
 
 def test_predict_a_drawn_digit_as_the_evaluation_path_would(run_cli, mnist_run, tmp_path):
-    from ignite_lab.engines import build_evaluator
-    from ignite_lab.evaluation import load_for_inference
-    from ignite_lab.registry import load_recipe
+    from ignite_lab.core.registry import load_recipe
+    from ignite_lab.tools.evaluation import load_for_inference
+    from ignite_lab.training.engines import build_evaluator
 
     draw_digit(tmp_path / "one.png", "PNG")
     draw_digit(tmp_path / "one.jpg", "JPEG")
@@ -219,9 +219,9 @@ print(float((got - expected).abs().max()))
 
 @pytest.mark.parametrize("fmt", ["torchscript", "exported-program", "onnx"])
 def test_export_loads_without_ignite_lab_in_a_fresh_process(run_cli, mnist_run, tmp_path, fmt):
-    from ignite_lab.evaluation import load_for_inference
-    from ignite_lab.export import SUFFIXES, example_batch
-    from ignite_lab.registry import load_recipe
+    from ignite_lab.core.registry import load_recipe
+    from ignite_lab.tools.evaluation import load_for_inference
+    from ignite_lab.tools.export import SUFFIXES, example_batch
 
     out = tmp_path / f"model{SUFFIXES[fmt]}"
     result = run_cli("export", "mnist", "--checkpoint", mnist_run, "--format", fmt, "--out", out)

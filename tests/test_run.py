@@ -234,10 +234,10 @@ def test_a_recipe_brings_its_own_step_events_and_handlers(tmp_path):
     own handler; checkpoints and resume work for it as for any recipe."""
     from ignite.engine import Events
 
-    from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
-    from ignite_lab.registry import load_recipe
-    from ignite_lab.resume import settle
-    from ignite_lab.training import train
+    from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
+    from ignite_lab.core.registry import load_recipe
+    from ignite_lab.training.loop import train
+    from ignite_lab.training.resume import settle
     from recipes.char_rnn import WindowEvents
 
     text = tmp_path / "text.txt"
@@ -272,13 +272,13 @@ def test_a_recipe_brings_its_own_step_events_and_handlers(tmp_path):
 
 
 def test_every_built_in_recipe_copies_to_a_file_that_loads_on_its_own(run_cli, tmp_path):
-    from ignite_lab.registry import recipe_names
+    from ignite_lab.core.registry import recipe_names
 
     names = recipe_names()
     for name in names:
         assert run_cli("copy", name, tmp_path / f"my_{name}.py").code == 0
     script = (
-        "import sys\nfrom ignite_lab.registry import load_recipe\n"
+        "import sys\nfrom ignite_lab.core.registry import load_recipe\n"
         "for path in sys.argv[1:]:\n    r = load_recipe(path)\n    assert r.name == path.split('/')[-1][:-3], r.name\n"
         "print(len(sys.argv) - 1)"
     )

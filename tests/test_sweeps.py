@@ -20,10 +20,10 @@ import pytest
 from conftest import RECIPE_FILES, free_port, ignite_lab, run_process
 from test_bad_input import assert_clean_error
 
-from ignite_lab.commands import parse_request, run_command
-from ignite_lab.config import TrainConfig
-from ignite_lab.registry import load_recipe
-from ignite_lab.settings import complete_settings
+from ignite_lab.cli.commands import parse_request, run_command
+from ignite_lab.core.config import TrainConfig
+from ignite_lab.core.registry import load_recipe
+from ignite_lab.core.settings import complete_settings
 
 
 def lab(*args) -> list[str]:
@@ -72,11 +72,11 @@ def test_a_hopeless_trial_is_pruned_after_an_epoch_and_says_so(tmp_path):
     """A real study whose earlier trials reached 0.9 by epoch 2; a real xor run at lr 1e-7 cannot: pruned."""
     import optuna
 
-    from ignite_lab.config import DashboardConfig, LaunchConfig, TrainConfig
-    from ignite_lab.launch import Request
-    from ignite_lab.registry import load_recipe
-    from ignite_lab.spaces import Space
-    from ignite_lab.sweep import Sweep, open_study, run_trial
+    from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
+    from ignite_lab.core.registry import load_recipe
+    from ignite_lab.tools.spaces import Space
+    from ignite_lab.tools.sweep import Sweep, open_study, run_trial
+    from ignite_lab.training.launch import Request
 
     config = TrainConfig(recipe="xor", epochs=6, batch_size=2, lr=1e-7, settings={"hidden": 4})
     request = Request("xor", config, set(), LaunchConfig(output_dir=str(tmp_path)), DashboardConfig())

@@ -11,7 +11,7 @@ from conftest import ignite_lab, make_snli, only_run, read_jsonl
 from ignite.metrics import Perplexity
 from test_bad_input import assert_clean_error
 
-from ignite_lab.text import EOS, PAD, UNK, BucketBatchSampler, Vocab, batchify, lm_windows, load_glove, pad
+from ignite_lab.kit.text import EOS, PAD, UNK, BucketBatchSampler, Vocab, batchify, lm_windows, load_glove, pad
 
 WORDS = "the cat sat on the mat . a dog ran to the cat . the bird sang on a tree .".split()
 
@@ -334,7 +334,7 @@ def test_auto_mpg_bundled_and_malformed(run_cli, tmp_path):
     assert result.code == 0, result
     summary = json.loads((only_run(tmp_path, "auto_mpg") / "summary.json").read_text())
     assert {"mse", "mae", "r2"} <= set(summary["test"]) and summary["best_val"]["mse"] > 0
-    from ignite_lab.datasets import BUNDLED
+    from ignite_lab.kit.datasets import BUNDLED
     from recipes.auto_mpg import read_auto_mpg
 
     raw, mpg, dropped = read_auto_mpg(BUNDLED / "auto_mpg" / "auto-mpg.data")

@@ -13,7 +13,7 @@ import pytest
 import visdom
 from conftest import RECIPE_FILES, chromium, free_port, ignite_lab, only_run, read_jsonl
 
-from ignite_lab.visdom_server import ServerPaths, install_assets, missing_assets, start_server, stop_server
+from ignite_lab.outputs.visdom_server import ServerPaths, install_assets, missing_assets, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ def test_cifar10_from_an_image_folder(run_cli, tmp_path):
 
 
 def test_batch_augmentation_keeps_images_and_masks_aligned():
-    from ignite_lab.augment import random_crop, random_flip
+    from ignite_lab.kit.augment import random_crop, random_flip
 
     torch.manual_seed(0)
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float).view(2, 3, 8, 8)
@@ -181,7 +181,7 @@ def test_linknet_segments_camvid_layout(run_cli, tmp_path):
     # a user's own photos, two sizes in one folder: each gets a mask of its own size in the CamVid colours
     from PIL import Image
 
-    from ignite_lab.datasets import CAMVID_PALETTE
+    from ignite_lab.kit.datasets import CAMVID_PALETTE
 
     photos = tmp_path / "photos"
     photos.mkdir()

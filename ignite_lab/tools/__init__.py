@@ -1,0 +1,1 @@
+"""What is done with runs and checkpoints: eval, predict, export, profile, compare, reproduce and sweeps."""

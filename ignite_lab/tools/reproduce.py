@@ -1,0 +1,311 @@
+"""``ignite-lab reproduce``: every recipe on its real data, by preset, into one table (REPRODUCE.md).
+
+Each run is an ordinary ``ignite-lab run`` in its own process (so its wall time and peak memory are
+its own). Rows are kept in REPRODUCE.json, so reproducing one recipe updates its rows and leaves the
+others; REPRODUCE.md and the README's recipe table (between its ``reproduce`` markers) are rewritten
+from them, so a figure is quoted in one place only. Cheap recipes run several seeds: the table shows
+the median and the range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ignite_lab.core.errors import UserError
+from ignite_lab.core.recipe import Recipe
+from ignite_lab.core.registry import load_recipe, recipe_names
+from ignite_lab.outputs.tables import markdown, replace_between
+
+log = logging.getLogger(__name__)
+README_START, README_END = "<!-- reproduce:start -->", "<!-- reproduce:end -->"
+
+
+@dataclass(frozen=True)
+class Target:
+    """How a recipe meets its real data: a folder under --data-root (None: built in), extra flags, seeds."""
+
+    folder: str | None
+    data: str  # what the runs saw, for the table
+    flags: tuple[str, ...] = ()
+    seeds: int = 1
+
+
+# The folders are those of the datasets' usual names (../shared/data/README.md lists them).
+TARGETS: dict[str, Target] = {
+    "fizzbuzz": Target(None, "generated integers", seeds=3),
+    "xor": Target(None, "200 generated points", seeds=3),
+    "auto_mpg": Target("auto-mpg", "UCI Auto MPG, 392 complete cars", seeds=5),
+    "mnist_mlp": Target("mnist", "MNIST 60k/10k", seeds=3),
+    "mnist": Target("mnist", "MNIST 60k/10k", seeds=3),
+    "mnist_rnn": Target("mnist", "MNIST 60k/10k"),
+    "mnist_lstm": Target("mnist", "MNIST 60k/10k"),
+    "cifar10": Target("cifar10-jpeg", "CIFAR-10 50k/10k (JPEG re-encode)"),
+    "randwire": Target("cifar10-jpeg", "CIFAR-10 50k/10k (JPEG re-encode)"),
+    "linknet": Target("camvid-sample", "CamVid SAMPLE: 62/21/24 of 367/101/233 images"),
+    "transformer_lm": Target("wikitext-2", "WikiText-2 train/valid/test"),
+    "char_rnn": Target("tinyshakespeare", "Tiny Shakespeare 90/5/5"),
+    "snli": Target(
+        "snli", "SNLI trained on DEV (10k; no train split here), tested on test", ("--set", "train_split=dev")
+    ),
+    "trec": Target("trec", "TREC 5,452/500", seeds=3),
+    "pos_tagger": Target(None, "the tutorial's 2 sentences", seeds=3),
+}
+
+
+def presets_of(recipe: Recipe, which: str) -> list[str]:
+    names = ["default", *recipe.presets]
+    if which == "all":
+        return names
+    if which not in names:
+        raise UserError(f"{recipe.name} has no preset {which!r} (it has {', '.join(names)})")
+    return [which]
+
+
+def reproduce(
+    names: list[str], which: str, data_root: Path | None, out_dir: Path, table: Path, seeds: int | None = None
+) -> None:
+    """Run every (recipe, preset) asked for, then rewrite the table from all rows kept so far."""
+    rows = load_rows(table.with_suffix(".json"))
+    failed = []
+    for name in names:
+        recipe = load_recipe(name)
+        target = TARGETS.get(name, Target(None, "built in"))
+        if seeds is not None:
+            target = dataclasses.replace(target, seeds=seeds)
+        for preset in presets_of(recipe, which):
+            try:
+                row = run_target(recipe, preset, target, data_root, out_dir)
+            except TargetFailed as failure:  # a configuration that diverges is a result too: the row says so
+                row = failed_row(recipe, preset, target, failure)
+                failed.append(f"{name} --preset {preset}")
+            rows[f"{name}/{preset}"] = row
+            table.with_suffix(".json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+            write_table(rows, table)
+            log.info("%s --preset %s: %s", name, preset, row["ours"] or row.get("failed"))
+    update_readme(rows, table.parent / "README.md")
+    if failed:
+        raise UserError(f"{len(failed)} run(s) failed: {', '.join(failed)} (their rows say why)")
+
+
+class TargetFailed(UserError):
+    """An ``ignite-lab run`` that exited non-zero: its command, its own error line and its console log."""
+
+    def __init__(self, command: list[str], reason: str, log_path: Path) -> None:
+        super().__init__(f"{' '.join(command)} failed ({reason}); see {log_path}")
+        self.command, self.reason = command, reason
+
+
+def command_for(name: str, preset: str, target: Target, data_root: Path | None) -> list[str]:
+    args = ["ignite-lab", "run", name]
+    if preset != "default":
+        args += ["--preset", preset]
+    if target.folder:
+        if data_root is None:
+            raise UserError(f"{name} needs its dataset: pass --data-root DIR holding {target.folder}/")
+        folder = data_root / target.folder
+        if not folder.is_dir():
+            raise UserError(f"{name}: {folder} does not exist (the layout of ../shared/data/README.md is expected)")
+        args += ["--data-dir", str(folder)]
+    return args + list(target.flags)
+
+
+def run_target(recipe: Recipe, preset: str, target: Target, data_root: Path | None, out_dir: Path) -> dict:
+    """Run the target's seeds one after the other; summarize them as one row."""
+    command = command_for(recipe.name, preset, target, data_root)
+    runs = []
+    for seed in range(target.seeds):
+        runs.append(run_once([*command, "--seed", str(seed)], out_dir / recipe.name / preset / f"seed{seed}"))
+    return summarize(recipe, preset, target, command, runs)
+
+
+def run_once(command: list[str], out: Path) -> dict[str, Any]:
+    """One ``ignite-lab run`` in a child process; its summary, plus the wall time measured from outside."""
+    out.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ignite_lab", *command[1:], "--output-dir", str(out)]
+    log.info("$ %s", " ".join(command))
+    with open(out / "console.log", "w") as console:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            argv, stdout=console, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+        wall = time.perf_counter() - start
+    summaries = sorted(out.glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime)
+    if proc.returncode != 0 or not summaries:
+        errors = [line for line in (out / "console.log").read_text().splitlines() if line.startswith("error: ")]
+        reason = errors[-1].removeprefix("error: ") if errors else f"exit {proc.returncode}"
+        raise TargetFailed(command, reason, out / "console.log")
+    run = summaries[-1].parent
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    config = json.loads((run / "config.json").read_text())
+    return {"summary": json.loads(summaries[-1].read_text()), "records": records, "config": config, "wall_s": wall}
+
+
+def figures_of(run: dict[str, Any], keys: list[str]) -> dict[str, float]:
+    """'test accuracy' from the summary; 'val x' / 'train x' from the epoch the test judged (best or last)."""
+    summary, records = run["summary"], run["records"]
+    last = run["config"].get("test_checkpoint") == "last"
+    judged = summary["epochs_completed"] if last else summary.get("best_epoch")  # the epoch test figures come from
+
+    found = {}
+    for key in keys:
+        split, metric = key.split(" ", 1)
+        if split == "test":
+            value = (summary.get("test") or {}).get(metric)
+        else:
+            value = next(
+                (r["metrics"].get(metric) for r in records if r["split"] == split and r["epoch"] == judged), None
+            )
+        if isinstance(value, (int, float)):
+            found[key] = value
+    return found
+
+
+def summarize(recipe: Recipe, preset: str, target: Target, command: list[str], runs: list[dict]) -> dict:
+    book = recipe.presets.get(preset)
+    keys = list(book.figures) if book and book.figures else [default_key(recipe, runs[0])]
+    per_run = [figures_of(run, keys) for run in runs]
+    ours = {}
+    for key in keys:
+        values = [r[key] for r in per_run if key in r]
+        if values:
+            ours[key] = {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return {
+        **row_of(recipe, preset, target),
+        "ours": ours,
+        "epochs": runs[0]["summary"]["epochs_completed"],
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "peak_rss_mb": max(r["summary"]["peak_rss_mb"] for r in runs),
+        "command": " ".join(command) + (f" --seed 0..{len(runs) - 1}" if len(runs) > 1 else " --seed 0"),
+    }
+
+
+def failed_row(recipe: Recipe, preset: str, target: Target, failure: TargetFailed) -> dict:
+    command = " ".join(failure.command)
+    return {**row_of(recipe, preset, target), "ours": {}, "failed": failure.reason, "command": command}
+
+
+def row_of(recipe: Recipe, preset: str, target: Target) -> dict:
+    """What every row says whatever its runs gave: the recipe, the book's source and figures, the data, when, where."""
+    book = recipe.presets.get(preset)
+    return {
+        "recipe": recipe.name,
+        "preset": preset,
+        "source": book.source if book else "the recipe's defaults",
+        "book": dict(book.figures) if book else {},
+        "note": book.note if book else "",
+        "data": target.data,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "machine": machine(),
+    }
+
+
+def default_key(recipe: Recipe, run: dict) -> str:
+    """The recipe's own score on test (or validation when it has no test split)."""
+    metric = next((r for r in run["records"] if r["split"] == "val"), {"metrics": {}})["metrics"]
+    score = next((k for k in ("accuracy", "perplexity", "miou", "mse") if k in metric), next(iter(metric), "loss"))
+    return f"{'test' if run['summary'].get('test') else 'val'} {score}"
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "CPU"
+    )
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def load_rows(path: Path) -> dict[str, dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def fmt(value: dict | float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        median = fmt(value["median"])
+        return (
+            median if value["n"] == 1 else f"{median} (median of {value['n']}; {fmt(value['min'])}-{fmt(value['max'])})"
+        )
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def fmt_printed(value: float) -> str:
+    """A book's figure as printed: all its digits (0.94996 must not read 0.9500)."""
+    return f"{value:.4f}" if round(value, 4) == value else f"{value:g}"
+
+
+def row_cells(row: dict) -> list[str]:
+    keys = list(row["ours"]) or list(row["book"])
+    book = "; ".join(f"{k} {fmt_printed(row['book'][k])}" for k in keys if k in row["book"]) or "-"
+    ours = "; ".join(f"{k} {fmt(row['ours'][k])}" for k in keys if k in row["ours"])
+    if row["note"]:
+        book += f" ({row['note']})"
+    if "failed" in row:
+        cells = [row["recipe"], row["preset"], book, f"failed: {row['failed']}", "-", "-", "-"]
+        return [*cells, f"`{row['command']}`", row["data"]]
+    wall = f"{row['wall_s']:.0f} s" if row["wall_s"] < 600 else f"{row['wall_s'] / 60:.1f} min"
+    cells = [row["recipe"], row["preset"], book, ours, str(row["epochs"]), wall, f"{row['peak_rss_mb']:.0f} MB"]
+    return [*cells, f"`{row['command']}`", row["data"]]
+
+
+HEADER = ["recipe", "preset", "book figure", "ours", "epochs", "wall", "peak RSS", "command", "data"]
+README_COLUMNS = ["recipe", "preset", "book figure", "ours", "epochs", "wall", "data"]
+
+
+def markdown_table(rows: dict[str, dict], columns: list[str] = HEADER) -> str:
+    ordered = sorted(rows.values(), key=lambda r: (recipe_order(r["recipe"]), r["preset"] != "book", r["preset"]))
+    keep = [HEADER.index(c) for c in columns]
+    return markdown(columns, [[row_cells(r)[i] for i in keep] for r in ordered])
+
+
+def recipe_order(name: str) -> int:
+    names = list(TARGETS) + [n for n in recipe_names() if n not in TARGETS]
+    return names.index(name) if name in names else len(names)
+
+
+def write_table(rows: dict[str, dict], path: Path) -> None:
+    machines = sorted({r["machine"] for r in rows.values()})
+    dates = sorted({r["date"] for r in rows.values()})
+    text = [
+        "# Reproducing the books\n",
+        "Written by `make reproduce` (`ignite-lab reproduce all --preset all --data-root ../shared/data`); every row",
+        "is an ordinary `ignite-lab run` of the command shown. Test figures are on each dataset's test split",
+        "(validation where a recipe has none); `book` presets test the last epoch's model as the books do,",
+        "the others the best checkpoint by validation. Wall time includes start-up, data loading and every",
+        f"evaluation.\n\n- Machine: {'; '.join(machines)}\n- Dates: {', '.join(dates)}\n",
+        markdown_table(rows),
+        not_reproduced(rows),
+    ]
+    path.write_text("\n".join(text))
+
+
+def not_reproduced(rows: dict[str, dict]) -> str:
+    """A line naming the presets with no row yet, so a missing figure is never mistaken for a met one."""
+    missing = []
+    for name in sorted(recipe_names(), key=recipe_order):
+        presets = [p for p in presets_of(load_recipe(name), "all") if f"{name}/{p}" not in rows]
+        if presets:
+            missing.append(f"{name} ({', '.join(presets)})")
+    return f"\nNot reproduced yet: {'; '.join(missing)} (`ignite-lab reproduce NAME`).\n" if missing else ""
+
+
+def update_readme(rows: dict[str, dict], readme: Path) -> None:
+    """The README's recipe results come from the same rows (between its reproduce markers)."""
+    table = "\n".join([markdown_table(rows, README_COLUMNS), not_reproduced(rows)]).rstrip("\n")
+    replace_between(readme, README_START, README_END, table)

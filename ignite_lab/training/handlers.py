@@ -1,0 +1,412 @@
+"""The standard handlers every recipe gets, each a small composition of Ignite's own, and their order.
+
+``attach_standard_handlers`` is the one place they are attached. Ignite runs the handlers of an
+event in the order they were attached, and at the end of an epoch that order decides correctness:
+
+1. throughput: the epoch's training time, before validation adds to it;
+2. validation: the evaluator runs; on its COMPLETED event the best checkpoint is saved, early
+   stopping counts, a plateau schedule steps (all read this epoch's validation metrics);
+3. LR step (step and exponential schedules): after validation, so the epoch is recorded with the LR it trained with;
+4. record: metrics.jsonl, the log line, live plots and curves.png;
+5. last checkpoint: after the record, so every checkpointed epoch has its metrics line (a kill between
+   4 and 5 leaves a line newer than the checkpoint, which a resume drops);
+6. a pending Ctrl-C, SIGTERM or SIGUSR1 stops the run here (see ``GracefulInterrupt``).
+
+The recipe's own handlers come after all of these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, EarlyStopping, ProgressBar, TerminateOnNan, global_step_from_engine
+from torch.optim import lr_scheduler
+
+from ignite_lab.core.errors import Interrupted, UserError
+from ignite_lab.outputs.plots import draw_curves
+from ignite_lab.training.checkpoints import BEST, LAST, AtomicDiskSaver
+from ignite_lab.training.engines import Engines, batch_size_of
+from ignite_lab.training.rundir import RunDir
+
+log = logging.getLogger(__name__)
+PLOT_EVERY_S = 30.0  # curves.png is redrawn at most this often during a run (a redraw costs ~0.3 s), and at the end
+
+
+@dataclass
+class Wiring:
+    """Everything the standard handlers are attached to or write into."""
+
+    engines: Engines
+    optimizer: torch.optim.Optimizer
+    train_loader: Iterable
+    val_loader: Iterable
+    val_length: int | None
+    iterations_per_epoch: int
+    epochs: int
+    score_name: str
+    score_mode: str
+    lr_schedule: str
+    lr_gamma: float
+    patience: int | None
+    checkpoint_every: int | None
+    run: RunDir
+    main: bool  # rank 0: the process that writes files, logs and plots
+    live: Any  # dashboard.LiveSinks (Visdom, TensorBoard) or None
+
+
+@dataclass
+class Standard:
+    """The attached handlers a run talks to afterwards (restore, summary)."""
+
+    to_save: dict[str, Any]
+    best: Checkpoint
+    last: Checkpoint
+    throughput: Throughput
+    recorder: EpochRecorder
+    interrupt: GracefulInterrupt
+    score_name: str
+    checkpoints: Path
+
+    @property
+    def best_file(self) -> Path | None:
+        """The best checkpoint saved so far (Ignite's ``last_checkpoint`` is a bare name with our saver)."""
+        return self.checkpoints / self.best.last_checkpoint if self.best.last_checkpoint else None
+
+    @property
+    def last_file(self) -> Path | None:
+        return self.checkpoints / self.last.last_checkpoint if self.last.last_checkpoint else None
+
+
+def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) -> Standard:
+    """Attach every standard handler in the order the module docstring gives.
+
+    Every object the checkpoints save (schedule, early stopping) exists before the checkpointers are made.
+    """
+    trainer, evaluator = w.engines.trainer, w.engines.evaluator
+    score = score_function(w.score_name, w.score_mode)
+    scheduler = make_lr_schedule(w)
+    stopper = (
+        EarlyStopping(patience=w.patience, score_function=score, trainer=trainer, threshold=0.0) if w.patience else None
+    )
+    to_save.update({k: v for k, v in (("lr_scheduler", scheduler), ("early_stopping", stopper)) if v is not None})
+    best, last = checkpointers(trainer, to_save, w.run.checkpoints, score, w.score_name)
+    throughput, interrupt = Throughput(), GracefulInterrupt(last)
+    recorder = EpochRecorder(recipe, w, throughput)
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, throughput.count)
+    if w.main:
+        attach_progress(trainer)
+    if w.live is not None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, w.live.training_loss)
+    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, step_scheduler, scheduler)
+    if w.checkpoint_every:  # mid-epoch only: at an epoch's end the last checkpoint waits for validation (5)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=periodic(w.checkpoint_every)), last)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, interrupt.check)
+    trainer.add_event_handler(Events.EPOCH_STARTED, recorder.epoch_started)
+
+    evaluator.add_event_handler(Events.COMPLETED, best)
+    if stopper is not None:
+        evaluator.add_event_handler(Events.COMPLETED, stopper)
+    if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+        evaluator.add_event_handler(Events.COMPLETED, PlateauStep(scheduler, score))
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, throughput.epoch_completed)  # 1
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, Validation(evaluator, w.val_loader, w.val_length))  # 2
+    if isinstance(scheduler, (lr_scheduler.StepLR, lr_scheduler.ExponentialLR)):
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, step_scheduler, scheduler)  # 3
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, recorder.epoch_completed)  # 4
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, last)  # 5
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, interrupt.check)  # 6
+    return Standard(to_save, best, last, throughput, recorder, interrupt, w.score_name, w.run.checkpoints)
+
+
+def periodic(every: int) -> Callable[[Engine, int], bool]:
+    """Every ``every`` iterations, except an epoch's last one (one rule: that state is saved after validation)."""
+
+    def due(engine: Engine, iteration: int) -> bool:
+        return iteration % every == 0 and not at_epoch_end(engine)
+
+    return due
+
+
+def score_function(metric: str, mode: str) -> Callable[[Engine], float]:
+    """Ignite keeps the highest score; a metric where lower is better is negated."""
+    sign = 1.0 if mode == "max" else -1.0
+
+    def score(engine: Engine) -> float:
+        if metric not in engine.state.metrics:
+            raise UserError(f"the recipe scores runs by {metric!r}, but its metrics are {sorted(engine.state.metrics)}")
+        return sign * float(engine.state.metrics[metric])
+
+    return score
+
+
+class Validation:
+    """Run the evaluator over the validation data (an Ignite handler for the trainer's EPOCH_COMPLETED)."""
+
+    def __init__(self, evaluator: Engine, loader: Iterable, length: int | None) -> None:
+        self.evaluator, self.loader, self.length = evaluator, loader, length
+
+    def __call__(self, _: Engine) -> None:
+        self.evaluator.run(self.loader, epoch_length=self.length)
+
+
+class ProgressFilter:
+    """Ignite's bar redraws the line at every event it receives (about 0.3 ms each): let through the first
+    iteration of each epoch, then one at most every ``refresh_s`` seconds (the bar catches up when it draws)."""
+
+    def __init__(self, refresh_s: float = 0.2) -> None:
+        self.refresh_s = refresh_s
+        self.last_draw = -math.inf
+
+    def __call__(self, engine: Engine, iteration: int) -> bool:
+        now = time.perf_counter()
+        length = engine.state.epoch_length  # None during the first epoch of data of unknown length
+        epoch_starts = bool(length) and (iteration - 1) % length == 0
+        if not epoch_starts and now - self.last_draw < self.refresh_s:
+            return False
+        self.last_draw = now
+        return True
+
+
+def attach_progress(trainer: Engine) -> None:
+    """One tqdm bar per epoch that stays on screen as a single line, on a terminal only.
+
+    Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
+    per-epoch log line already says the same there.
+    """
+    if not (sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1"):  # (benchmarks force it on)
+        return
+    ProgressBar(persist=True, ncols=100).attach(
+        trainer,
+        output_transform=lambda out: {"loss": out["loss"]},
+        event_name=Events.ITERATION_COMPLETED(event_filter=ProgressFilter()),
+    )
+
+
+def checkpointers(
+    trainer: Engine, to_save: dict[str, Any], dirname: Path, score: Callable, score_name: str
+) -> tuple[Checkpoint, Checkpoint]:
+    """Best (by the validation score) and last checkpoints of the same objects; the caller attaches both.
+
+    The best-checkpoint handler's own state travels inside the last checkpoint, so a resumed run keeps
+    comparing against the best score seen before the interruption. Once a last checkpoint is durable the
+    folder is tidied to exactly that file and the best checkpoint it names: a superseded best stays until
+    then, so at every moment the newest last checkpoint names a best checkpoint that exists.
+    """
+    best = Checkpoint(
+        to_save,
+        AtomicDiskSaver(dirname),
+        filename_prefix=BEST,
+        n_saved=1,
+        score_function=score,
+        score_name=score_name,
+        global_step_transform=global_step_from_engine(trainer),
+    )
+
+    def tidy(saved: str) -> None:
+        keep = {saved, best.last_checkpoint}
+        for path in dirname.glob("*_checkpoint_*.pt"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    last = Checkpoint(
+        {**to_save, "best_checkpointer": best},
+        AtomicDiskSaver(dirname, after_save=tidy),
+        filename_prefix=LAST,
+        n_saved=1,
+    )
+    return best, last
+
+
+def make_lr_schedule(w: Wiring) -> Any | None:
+    """none | step (x gamma at each third of the epochs) | cosine (per iteration, to 0) | plateau (x0.1 after 2
+    flat epochs) | exponential (x gamma after every epoch)."""
+    if w.lr_schedule == "step":
+        return lr_scheduler.StepLR(w.optimizer, step_size=max(1, w.epochs // 3), gamma=w.lr_gamma)
+    if w.lr_schedule == "exponential":
+        return lr_scheduler.ExponentialLR(w.optimizer, gamma=w.lr_gamma)
+    if w.lr_schedule == "cosine":
+        return lr_scheduler.CosineAnnealingLR(w.optimizer, T_max=max(1, w.epochs * w.iterations_per_epoch))
+    if w.lr_schedule == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(w.optimizer, mode="max", factor=0.1, patience=2)
+    return None
+
+
+def step_scheduler(_: Engine, scheduler: Any) -> None:
+    scheduler.step()
+
+
+class PlateauStep:
+    """ReduceLROnPlateau stepped with the validation score when the evaluator completes."""
+
+    def __init__(self, scheduler: lr_scheduler.ReduceLROnPlateau, score: Callable[[Engine], float]) -> None:
+        self.scheduler, self.score = scheduler, score
+
+    def __call__(self, evaluator: Engine) -> None:
+        self.scheduler.step(self.score(evaluator))
+
+
+class Throughput:
+    """Training samples per second, per epoch and overall (iteration time only, not evaluation)."""
+
+    def __init__(self) -> None:
+        self.samples = self.seconds = self.epoch_samples = 0
+        self.last_rate = 0.0
+
+    def count(self, engine: Engine) -> None:
+        self.epoch_samples += batch_size_of(engine.state.batch)
+
+    def epoch_completed(self, engine: Engine) -> None:
+        seconds = engine.state.times["EPOCH_COMPLETED"] or 0.0
+        self.last_rate = self.epoch_samples / seconds if seconds else 0.0
+        self.samples += self.epoch_samples
+        self.seconds += seconds
+        self.epoch_samples = 0
+
+
+class EpochRecorder:
+    """Writes each epoch's train and val metrics to metrics.jsonl and the log, and feeds live plots and curves.png."""
+
+    def __init__(self, recipe: str, w: Wiring, throughput: Throughput) -> None:
+        self.recipe, self.run, self.main, self.live = recipe, w.run, w.main, w.live
+        self.evaluator, self.optimizer, self.throughput = w.engines.evaluator, w.optimizer, throughput
+        self.started = time.perf_counter()
+        self.elapsed_before = 0.0  # training time of the run before a resume
+        self.epoch_lr = 0.0  # the LR the epoch started with
+        self.last_plot = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def epoch_started(self, _: Engine) -> None:
+        self.epoch_lr = self.optimizer.param_groups[0]["lr"]
+
+    def epoch_completed(self, trainer: Engine) -> None:
+        if not self.main:
+            return
+        state, val = trainer.state, self.evaluator.state.metrics
+        where = {"epoch": state.epoch, "iteration": state.iteration, "elapsed": round(self.elapsed(), 3)}
+        self.run.append_metrics({**where, "split": "train", "metrics": {**state.metrics, "lr": self.epoch_lr}})
+        self.run.append_metrics({**where, "split": "val", "metrics": val})
+        log.info(
+            "epoch %d/%d | train %s | val %s | lr %.3g | %.1fs",
+            *(state.epoch, state.max_epochs, brief(state.metrics), brief(val), self.epoch_lr, self.elapsed()),
+        )
+        if self.live is not None:
+            self.live.epoch(state.epoch, state.metrics, val, self.epoch_lr, self.throughput.last_rate)
+        if time.perf_counter() - self.last_plot > PLOT_EVERY_S:
+            draw_curves({self.recipe: self.run.read_metrics()}, self.run.curves)
+            self.last_plot = time.perf_counter()
+
+
+class GracefulInterrupt:
+    """Ctrl-C, SIGTERM and SIGUSR1 stop the run after the batch in progress, with a checkpoint of that exact state.
+
+    SIGTERM is what Slurm, Kubernetes, systemd and ``docker stop`` send before they kill; SIGUSR1 is what
+    Slurm sends ahead of time with ``#SBATCH --signal=USR1@60``. A signal only raises a flag; the trainer
+    checks it after each iteration and at the end of each epoch (after validation and the epoch's
+    checkpoint), saves the last checkpoint and terminates. An epoch's last iteration is left to the
+    epoch's end, so a checkpoint at an epoch boundary always comes after its validation. The checkpoint
+    thus holds the weights, counters and random state after one whole batch, and a resume continues bit
+    for bit. A second Ctrl-C interrupts at once, keeping the last complete checkpoint; a repeated SIGTERM
+    or SIGUSR1 is the same request again (under Slurm both srun and slurmstepd deliver one).
+    """
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+    def __init__(self, last: Checkpoint) -> None:
+        self.last = last
+        self.signal: str | None = None  # the name of the signal received
+        self.saved = False
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @contextlib.contextmanager
+    def handling(self, process: Any) -> Iterator[None]:
+        """Handle the signals inside the block, in a single-process run's main thread (elsewhere Python
+        cannot install handlers, and a distributed run's processes stop together by default)."""
+        if process.world > 1 or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in self.SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.requested:
+            if name == "SIGINT":  # a person pressing Ctrl-C again
+                raise KeyboardInterrupt
+            return  # process managers repeat SIGTERM (srun forwards it, slurmstepd sends it): one request
+        self.signal = name
+        log.warning("%s received: stopping after this batch (Ctrl-C again: at once)", name)
+
+    def check(self, trainer: Engine) -> None:
+        if not self.requested or self.saved or at_epoch_end(trainer) and not self.epoch_done(trainer):
+            return
+        self.last(trainer)
+        self.saved = True
+        trainer.terminate(skip_completed=True)
+
+    @staticmethod
+    def epoch_done(trainer: Engine) -> bool:
+        """True from the epoch's own end handlers on (validation and its checkpoint have run)."""
+        return trainer.last_event_name == Events.EPOCH_COMPLETED
+
+    def stop_engine(self, engine: Engine) -> None:
+        """For an engine that saves nothing (the test pass): stop it when a signal came."""
+        if self.requested:
+            engine.terminate()
+
+
+@contextlib.contextmanager
+def interrupting_before_training() -> Iterator[None]:
+    """Before a run's handlers are attached there is nothing to save: a scheduler's signal (SIGTERM, or Slurm's
+    SIGUSR1 sent early) stops the command at once as ``Interrupted`` (exit 75) instead of killing it, so a
+    batch script still reads "re-queue me". ``GracefulInterrupt.handling`` takes over during training."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        message = f"{signal.Signals(signum).name} received before training started; run the same command again"
+        log.error("%s", message)  # (Interrupted is not printed again by the command line)
+        raise Interrupted(message)
+
+    previous = {signum: signal.signal(signum, stop) for signum in GracefulInterrupt.SIGNALS if signum != signal.SIGINT}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def at_epoch_end(engine: Engine) -> bool:
+    """Whether the iteration just done is the last of its epoch."""
+    length = engine.state.epoch_length
+    return bool(length) and engine.state.iteration % length == 0
+
+
+def brief(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))
