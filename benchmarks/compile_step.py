@@ -24,7 +24,6 @@ from ignite_lab.core.settings import complete_settings  # noqa: E402
 from ignite_lab.training.engines import epoch_length  # noqa: E402
 from ignite_lab.training.loaders import build_loader, set_epoch  # noqa: E402
 from ignite_lab.training.loop import Process, build_parts  # noqa: E402
-from ignite_lab.training.precision import Precision  # noqa: E402
 
 CPU = torch.device("cpu")
 STEPS = 15
@@ -40,7 +39,7 @@ def batches(recipe_name: str, data_dir: str) -> tuple:
         data_dir=data_dir,
         settings=complete_settings(recipe.settings, {}),
     )
-    parts, model = build_parts(recipe, config, Process(CPU, 1, 0, Precision("32", "cpu")))
+    parts, model = build_parts(recipe, config, Process.alone(CPU))
     loader = build_loader(parts.train, config.batch_size, shuffle=True, seed=0, device=CPU)
     set_epoch(loader, 0)
     data = [to_device(b, CPU, parts.channels_last) for _, b in zip(range(STEPS), loader, strict=False)]

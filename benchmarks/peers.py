@@ -19,7 +19,6 @@ from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
 from ignite_lab.core.registry import load_recipe
 from ignite_lab.training.loaders import build_loader, set_epoch
 from ignite_lab.training.loop import Process, build_parts, train
-from ignite_lab.training.precision import Precision
 from ignite_lab.training.resume import settle
 
 CPU = torch.device("cpu")
@@ -27,7 +26,7 @@ CPU = torch.device("cpu")
 
 def same_start(config: TrainConfig):
     """Parts, model and the first epoch's loader, seeded exactly as ignite-lab's first epoch is."""
-    parts, model = build_parts(load_recipe(config.recipe), config, Process(CPU, 1, 0, Precision("32", "cpu")))
+    parts, model = build_parts(load_recipe(config.recipe), config, Process.alone(CPU))
     loader = build_loader(parts.train, config.batch_size, shuffle=True, seed=config.seed, device=CPU)
     set_epoch(loader, 0)
     manual_seed(config.seed + 1)  # what MidEpochState does at the start of epoch 1

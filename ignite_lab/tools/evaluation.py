@@ -14,7 +14,6 @@ from ignite_lab.training.devices import resolve_device
 from ignite_lab.training.engines import build_evaluator, epoch_length
 from ignite_lab.training.loaders import build_loader
 from ignite_lab.training.loop import Process, build_parts
-from ignite_lab.training.precision import Precision
 from ignite_lab.training.rundir import checkpoint_config
 
 
@@ -32,7 +31,7 @@ def load_for_inference(
     if config.data_dir and not Path(config.data_dir).is_dir():  # moved, or relative to another folder
         raise UserError(f"{path} was trained on {config.data_dir}, which is not here: pass --data-dir DIR")
     resolved = resolve_device(device or "auto")
-    process = Process(resolved, world=1, rank=0, precision=Precision("32", resolved.type))
+    process = Process.alone(resolved)
     parts, _ = build_parts(recipe, config, process)
     try:
         parts.model.load_state_dict(checkpoint["model"])

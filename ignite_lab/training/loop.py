@@ -133,6 +133,11 @@ class Process:
     def main(self) -> bool:
         return self.rank == 0
 
+    @classmethod
+    def alone(cls, device: torch.device) -> Process:
+        """A single full-precision process on ``device``: how eval, predict, export and benchmarks rebuild a model."""
+        return cls(device, world=1, rank=0, precision=Precision("32", device.type))
+
 
 def setup_process(config: TrainConfig, device: str) -> Process:
     world = idist.get_world_size()
