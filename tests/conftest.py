@@ -138,3 +138,18 @@ def make_snli(root: Path, counts=(("train", 16), ("dev", 4), ("test", 4))) -> Pa
                 row = {"gold_label": label, "sentence1_binary_parse": p, "sentence2_binary_parse": h}
                 f.write(json.dumps({**row, "sentence1": p, "sentence2": h}) + "\n")
     return root
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory):
+    """Uninterrupted runs of the fault-injection campaign (tests/campaign.py), made once per configuration."""
+    from campaign import reference
+
+    root, made = tmp_path_factory.mktemp("references"), {}
+
+    def get(config):
+        if config not in made:
+            made[config] = reference(config, root / f"ref{len(made)}")
+        return made[config]
+
+    return get

@@ -14,8 +14,7 @@ import tempfile
 import typing
 from pathlib import Path
 
-import pytest
-from campaign import SIGNALS, Config, Fault, check, reference, requeue, timeline
+from campaign import SIGNALS, Config, Fault, check, requeue, timeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,18 +37,6 @@ def scenarios(draw) -> tuple[Config, list[Fault]]:
     config = draw(CONFIGS)
     points = draw(st.lists(st.sampled_from(timeline(config)), min_size=1, max_size=3, unique=True))
     return config, [Fault(*point, draw(st.sampled_from(SIGNALS))) for point in points]
-
-
-@pytest.fixture(scope="module")
-def references(tmp_path_factory):
-    root, made = tmp_path_factory.mktemp("references"), {}
-
-    def get(config: Config) -> Path:
-        if config not in made:
-            made[config] = reference(config, root / f"ref{len(made)}")
-        return made[config]
-
-    return get
 
 
 @settings(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from campaign import RECIPE, Config, Fault, check, environment, reference, requeue
+from campaign import RECIPE, Config, Fault, check, environment, requeue
 from conftest import make_mnist, only_run, read_jsonl, run_process
 
 LAB = [sys.executable, "-m", "ignite_lab"]
@@ -27,19 +27,6 @@ def faults_env(tmp_path: Path, *faults: Fault, delay: float = 0.0) -> dict[str, 
     path = tmp_path / "faults.json"
     path.write_text(json.dumps([[f.phase, f.epoch, f.batch, f.signal] for f in faults]))
     return environment(path, delay)
-
-
-@pytest.fixture(scope="module")
-def references(tmp_path_factory):
-    """Uninterrupted runs, made once per configuration."""
-    root, made = tmp_path_factory.mktemp("references"), {}
-
-    def get(config: Config) -> Path:
-        if config not in made:
-            made[config] = reference(config, root / f"ref{len(made)}")
-        return made[config]
-
-    return get
 
 
 @pytest.mark.parametrize(
