@@ -75,7 +75,8 @@ def test_a_hopeless_trial_is_pruned_after_an_epoch_and_says_so(tmp_path):
     from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
     from ignite_lab.core.registry import load_recipe
     from ignite_lab.tools.spaces import Space
-    from ignite_lab.tools.sweep import Sweep, open_study, run_trial
+    from ignite_lab.tools.study import Sweep, open_study
+    from ignite_lab.tools.sweep import run_trial
     from ignite_lab.training.launch import Request
 
     config = TrainConfig(recipe="xor", epochs=6, batch_size=2, lr=1e-7, settings={"hidden": 4})

@@ -62,7 +62,7 @@ SPACE_HELP = (
 def parse_sweep(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
     """Sweep flags -> a Sweep: the spaces, the fixed values in the base run's config, the study's place."""
     from ignite_lab.tools.spaces import parse_spaces
-    from ignite_lab.tools.sweep import Sweep
+    from ignite_lab.tools.study import Sweep
 
     sweep_keys = ("trials", "study", "storage", "jobs", "pruner", "timeout", "max_failures")
     own = {key: values.pop(key) for key in sweep_keys}
