@@ -23,7 +23,8 @@ from ignite_lab.core.registry import load_recipe  # noqa: E402
 from ignite_lab.core.settings import complete_settings  # noqa: E402
 from ignite_lab.training.engines import epoch_length  # noqa: E402
 from ignite_lab.training.loaders import build_loader, set_epoch  # noqa: E402
-from ignite_lab.training.loop import Process, build_parts  # noqa: E402
+from ignite_lab.training.loop import build_parts  # noqa: E402
+from ignite_lab.training.session import Process  # noqa: E402
 
 CPU = torch.device("cpu")
 STEPS = 15

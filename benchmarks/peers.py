@@ -18,8 +18,9 @@ from ignite.utils import manual_seed
 from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
 from ignite_lab.core.registry import load_recipe
 from ignite_lab.training.loaders import build_loader, set_epoch
-from ignite_lab.training.loop import Process, build_parts, train
+from ignite_lab.training.loop import build_parts, train
 from ignite_lab.training.resume import settle
+from ignite_lab.training.session import Process
 
 CPU = torch.device("cpu")
 

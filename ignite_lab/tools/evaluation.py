@@ -13,8 +13,9 @@ from ignite_lab.training.checkpoints import load_checkpoint, run_dir_of
 from ignite_lab.training.devices import resolve_device
 from ignite_lab.training.engines import build_evaluator, epoch_length
 from ignite_lab.training.loaders import build_loader
-from ignite_lab.training.loop import Process, build_parts
+from ignite_lab.training.loop import build_parts
 from ignite_lab.training.rundir import checkpoint_config
+from ignite_lab.training.session import Process
 
 
 def load_for_inference(

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, EarlyStopping, ProgressBar, TerminateOnNan, global_step_from_engine
 from torch.optim import lr_scheduler
@@ -38,33 +37,11 @@ from torch.optim import lr_scheduler
 from ignite_lab.core.errors import Interrupted, UserError
 from ignite_lab.outputs.plots import draw_curves
 from ignite_lab.training.checkpoints import BEST, LAST, AtomicDiskSaver
-from ignite_lab.training.engines import Engines, batch_size_of
-from ignite_lab.training.rundir import RunDir
+from ignite_lab.training.engines import batch_size_of
+from ignite_lab.training.session import Session
 
 log = logging.getLogger(__name__)
 PLOT_EVERY_S = 30.0  # curves.png is redrawn at most this often during a run (a redraw costs ~0.3 s), and at the end
-
-
-@dataclass
-class Wiring:
-    """Everything the standard handlers are attached to or write into."""
-
-    engines: Engines
-    optimizer: torch.optim.Optimizer
-    train_loader: Iterable
-    val_loader: Iterable
-    val_length: int | None
-    iterations_per_epoch: int
-    epochs: int
-    score_name: str
-    score_mode: str
-    lr_schedule: str
-    lr_gamma: float
-    patience: int | None
-    checkpoint_every: int | None
-    run: RunDir
-    main: bool  # rank 0: the process that writes files, logs and plots
-    live: Any  # dashboard.LiveSinks (Visdom, TensorBoard) or None
 
 
 @dataclass
@@ -90,32 +67,34 @@ class Standard:
         return self.checkpoints / self.last.last_checkpoint if self.last.last_checkpoint else None
 
 
-def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) -> Standard:
+def attach_standard_handlers(s: Session, to_save: dict[str, Any]) -> Standard:
     """Attach every standard handler in the order the module docstring gives.
 
     Every object the checkpoints save (schedule, early stopping) exists before the checkpointers are made.
     """
-    trainer, evaluator = w.engines.trainer, w.engines.evaluator
-    score = score_function(w.score_name, w.score_mode)
-    scheduler = make_lr_schedule(w)
+    trainer, evaluator = s.engines.trainer, s.engines.evaluator
+    score = score_function(s.recipe.score, s.recipe.score_mode)
+    scheduler = make_lr_schedule(s)
     stopper = (
-        EarlyStopping(patience=w.patience, score_function=score, trainer=trainer, threshold=0.0) if w.patience else None
+        EarlyStopping(patience=s.config.patience, score_function=score, trainer=trainer, threshold=0.0)
+        if s.config.patience
+        else None
     )
     to_save.update({k: v for k, v in (("lr_scheduler", scheduler), ("early_stopping", stopper)) if v is not None})
-    best, last = checkpointers(trainer, to_save, w.run.checkpoints, score, w.score_name)
+    best, last = checkpointers(trainer, to_save, s.run.checkpoints, score, s.recipe.score)
     throughput, interrupt = Throughput(), GracefulInterrupt(last)
-    recorder = EpochRecorder(recipe, w, throughput)
+    recorder = EpochRecorder(s, throughput)
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
     trainer.add_event_handler(Events.ITERATION_COMPLETED, throughput.count)
-    if w.main:
+    if s.process.main:
         attach_progress(trainer)
-    if w.live is not None:
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, w.live.training_loss)
+    if s.live is not None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, s.live.training_loss)
     if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
         trainer.add_event_handler(Events.ITERATION_COMPLETED, step_scheduler, scheduler)
-    if w.checkpoint_every:  # mid-epoch only: at an epoch's end the last checkpoint waits for validation (5)
-        trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=periodic(w.checkpoint_every)), last)
+    if s.launch.checkpoint_every:  # mid-epoch only: at an epoch's end the last checkpoint waits for validation (5)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=periodic(s.launch.checkpoint_every)), last)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, interrupt.check)
     trainer.add_event_handler(Events.EPOCH_STARTED, recorder.epoch_started)
 
@@ -126,13 +105,13 @@ def attach_standard_handlers(w: Wiring, to_save: dict[str, Any], recipe: str) ->
         evaluator.add_event_handler(Events.COMPLETED, PlateauStep(scheduler, score))
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED, throughput.epoch_completed)  # 1
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, Validation(evaluator, w.val_loader, w.val_length))  # 2
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, Validation(evaluator, s.loaders.val, s.loaders.val_length))  # 2
     if isinstance(scheduler, (lr_scheduler.StepLR, lr_scheduler.ExponentialLR)):
         trainer.add_event_handler(Events.EPOCH_COMPLETED, step_scheduler, scheduler)  # 3
     trainer.add_event_handler(Events.EPOCH_COMPLETED, recorder.epoch_completed)  # 4
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last)  # 5
     trainer.add_event_handler(Events.EPOCH_COMPLETED, interrupt.check)  # 6
-    return Standard(to_save, best, last, throughput, recorder, interrupt, w.score_name, w.run.checkpoints)
+    return Standard(to_save, best, last, throughput, recorder, interrupt, s.recipe.score, s.run.checkpoints)
 
 
 def periodic(every: int) -> Callable[[Engine, int], bool]:
@@ -234,17 +213,18 @@ def checkpointers(
     return best, last
 
 
-def make_lr_schedule(w: Wiring) -> Any | None:
+def make_lr_schedule(s: Session) -> Any | None:
     """none | step (x gamma at each third of the epochs) | cosine (per iteration, to 0) | plateau (x0.1 after 2
     flat epochs) | exponential (x gamma after every epoch)."""
-    if w.lr_schedule == "step":
-        return lr_scheduler.StepLR(w.optimizer, step_size=max(1, w.epochs // 3), gamma=w.lr_gamma)
-    if w.lr_schedule == "exponential":
-        return lr_scheduler.ExponentialLR(w.optimizer, gamma=w.lr_gamma)
-    if w.lr_schedule == "cosine":
-        return lr_scheduler.CosineAnnealingLR(w.optimizer, T_max=max(1, w.epochs * w.iterations_per_epoch))
-    if w.lr_schedule == "plateau":
-        return lr_scheduler.ReduceLROnPlateau(w.optimizer, mode="max", factor=0.1, patience=2)
+    optimizer, config = s.parts.optimizer, s.config
+    if config.lr_schedule == "step":
+        return lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=config.lr_gamma)
+    if config.lr_schedule == "exponential":
+        return lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
+    if config.lr_schedule == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * s.loaders.iterations_per_epoch))
+    if config.lr_schedule == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
     return None
 
 
@@ -283,9 +263,9 @@ class Throughput:
 class EpochRecorder:
     """Writes each epoch's train and val metrics to metrics.jsonl and the log, and feeds live plots and curves.png."""
 
-    def __init__(self, recipe: str, w: Wiring, throughput: Throughput) -> None:
-        self.recipe, self.run, self.main, self.live = recipe, w.run, w.main, w.live
-        self.evaluator, self.optimizer, self.throughput = w.engines.evaluator, w.optimizer, throughput
+    def __init__(self, s: Session, throughput: Throughput) -> None:
+        self.recipe, self.run, self.main, self.live = s.recipe.name, s.run, s.process.main, s.live
+        self.evaluator, self.optimizer, self.throughput = s.engines.evaluator, s.parts.optimizer, throughput
         self.started = time.perf_counter()
         self.elapsed_before = 0.0  # training time of the run before a resume
         self.epoch_lr = 0.0  # the LR the epoch started with

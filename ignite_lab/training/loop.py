@@ -43,13 +43,14 @@ from ignite_lab.outputs.plots import draw_curves
 from ignite_lab.outputs.tables import format_table
 from ignite_lab.training.checkpoints import CheckpointName, RunInfo, load_checkpoint
 from ignite_lab.training.devices import resolve_device
-from ignite_lab.training.engines import Engines, build_engines, build_evaluator, epoch_length
-from ignite_lab.training.handlers import Standard, Wiring, attach_standard_handlers
+from ignite_lab.training.engines import build_engines, build_evaluator, epoch_length
+from ignite_lab.training.handlers import Standard, attach_standard_handlers
 from ignite_lab.training.loaders import FirstBatches, build_loader
 from ignite_lab.training.logs import log_to_file
-from ignite_lab.training.precision import Precision, resolve_precision
+from ignite_lab.training.precision import resolve_precision
 from ignite_lab.training.resume import MidEpochState, RunPlan, restore
 from ignite_lab.training.rundir import now
+from ignite_lab.training.session import Loaders, Process, Session
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +81,19 @@ def train(
             # trainer and evaluator, the standard handlers in their order, then the recipe's and the caller's
             engines = build_engines(parts, model, process.device, process.precision)
             live = open_sinks(recipe, plan, dashboard) if process.main else None
-            std = attach_handlers(recipe, plan, launch, parts, engines, loaders, process, live, handlers)
+            session = Session(recipe, plan, launch, process, parts, model, loaders, engines, live)
+            std = attach_handlers(session, handlers)
             # a resumed run takes back its state
-            resume_state(plan, std, loaders, process)
+            resume_state(session, std)
         with std.interrupt.handling(process):  # from here to the summary, a signal stops the run cleanly
-            outcome = run_guarded(engines.trainer, loaders, plan, std, process, instrument)
+            outcome = run_guarded(session, std, instrument)
             # the test split judges the chosen checkpoint; the summary says how it all went
-            test = test_best(parts, model, loaders, plan, std, process) if outcome.status in FINISHED else None
+            test = test_best(session, std) if outcome.status in FINISHED else None
             if outcome.status in FINISHED and test is None and std.interrupt.requested:
-                outcome = Outcome(Status.INTERRUPTED, interrupted_message(engines.trainer, plan, std, saved=False))
+                outcome = Outcome(Status.INTERRUPTED, interrupted_message(session, std, saved=False))
             if live is not None:
                 live.finish(dataclasses.asdict(plan.config), test)
-            return finish(recipe, plan, engines.trainer, std, outcome, test, process, parts)
+            return finish(session, std, outcome, test)
 
 
 @contextlib.contextmanager
@@ -118,25 +120,6 @@ def failing_before_training(plan: RunPlan, process: Process) -> Iterator[None]:
 
 
 # 1. The process and its device -------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    """This process's place in the run: its device, the world size and rank, and its precision."""
-
-    device: torch.device
-    world: int
-    rank: int
-    precision: Precision
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def alone(cls, device: torch.device) -> Process:
-        """A single full-precision process on ``device``: how eval, predict, export and benchmarks rebuild a model."""
-        return cls(device, world=1, rank=0, precision=Precision("32", device.type))
 
 
 def setup_process(config: TrainConfig, device: str) -> Process:
@@ -177,20 +160,6 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
 # 3. Loaders --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Loaders:
-    train: Iterable
-    val: Iterable
-    test: Iterable | None
-    train_length: int | None
-    val_length: int | None
-    test_length: int | None
-
-    @property
-    def iterations_per_epoch(self) -> int:
-        return self.train_length or 1
-
-
 def make_loaders(parts: Parts, config: TrainConfig, device: torch.device) -> Loaders:
     """Seeded, sharded, resumable loaders for the recipe's datasets (``config``: this process's batch sizes)."""
 
@@ -228,46 +197,18 @@ def open_sinks(recipe: Recipe, plan: RunPlan, dashboard: DashboardConfig) -> Liv
     return LiveSinks(sinks) if sinks else None
 
 
-def attach_handlers(
-    recipe: Recipe,
-    plan: RunPlan,
-    launch: LaunchConfig,
-    parts: Parts,
-    engines: Engines,
-    loaders: Loaders,
-    process: Process,
-    live: LiveSinks | None,
-    extra: Callable[[RunView], None] | None = None,
-) -> Standard:
-    """The standard handlers (handlers.py says in which order), then the recipe's own."""
-    config, trainer = plan.config, engines.trainer
-    mid_epoch = MidEpochState(config.seed, loaders.train, engines.train_metrics)
+def attach_handlers(s: Session, extra: Callable[[RunView], None] | None = None) -> Standard:
+    """The standard handlers (handlers.py says in which order), then the recipe's own, then the caller's."""
+    config, trainer, engines, parts = s.config, s.trainer, s.engines, s.parts
+    mid_epoch = MidEpochState(config.seed, s.loaders.train, engines.train_metrics)
     mid_epoch.attach(trainer)
     to_save: dict[str, Any] = {"model": parts.model, "optimizer": parts.optimizer, "trainer": trainer}
     to_save.update(mid_epoch=mid_epoch, run_info=RunInfo(dataclasses.asdict(config)))
     if hasattr(engines.step, "state_dict"):  # a recipe's own step that carries state (a hidden state, say)
         to_save["train_step"] = engines.step
-    wiring = Wiring(
-        engines=engines,
-        optimizer=parts.optimizer,
-        train_loader=loaders.train,
-        val_loader=loaders.val,
-        val_length=loaders.val_length,
-        iterations_per_epoch=loaders.iterations_per_epoch,
-        epochs=config.epochs,
-        score_name=recipe.score,
-        score_mode=recipe.score_mode,
-        lr_schedule=config.lr_schedule,
-        lr_gamma=config.lr_gamma,
-        patience=config.patience,
-        checkpoint_every=launch.checkpoint_every,
-        run=plan.run,
-        main=process.main,
-        live=live,
-    )
-    std = attach_standard_handlers(wiring, to_save, recipe.name)
-    publish = Publisher(plan.run.media if process.main else None, live)
-    view = RunView(trainer, engines.evaluator, parts.model, process.device, publish, plan.checkpoint is not None)
+    std = attach_standard_handlers(s, to_save)
+    publish = Publisher(s.run.media if s.process.main else None, s.live)
+    view = RunView(trainer, engines.evaluator, parts.model, s.process.device, publish, s.plan.checkpoint is not None)
     for attach in (parts.handlers, extra):
         if attach is not None:
             attach(view)
@@ -277,16 +218,17 @@ def attach_handlers(
 # 6. Restore --------------------------------------------------------------------------------------
 
 
-def resume_state(plan: RunPlan, std: Standard, loaders: Loaders, process: Process) -> None:
+def resume_state(s: Session, std: Standard) -> None:
     """Load a resumed run's checkpoint into every object; only then record its config and keep only the
     metrics records it had seen (a checkpoint that does not fit changes nothing)."""
+    plan, process = s.plan, s.process
     if plan.checkpoint is None:
         return
     restore(
         plan,
         load_checkpoint(plan.checkpoint),
         {**std.to_save, "best_checkpointer": std.best},
-        loaders.iterations_per_epoch,
+        s.loaders.iterations_per_epoch,
     )
     state = std.to_save["trainer"].state
     log.info("resuming %s from %s, at %s", plan.run.path, plan.checkpoint.name, position(state))
@@ -315,11 +257,10 @@ class Outcome:
     message: str = ""
 
 
-def run_guarded(
-    trainer: Engine, loaders: Loaders, plan: RunPlan, std: Standard, process: Process, instrument: Callable | None
-) -> Outcome:
+def run_guarded(s: Session, std: Standard, instrument: Callable | None) -> Outcome:
     """Train to the planned epochs; return how the run ended instead of raising."""
-    if process.main:
+    trainer, loaders, plan = s.trainer, s.loaders, s.plan
+    if s.process.main:
         event = "resumed" if plan.checkpoint else "started"
         plan.run.write_summary(
             {
@@ -337,14 +278,14 @@ def run_guarded(
                 trainer.state.max_epochs = plan.config.epochs  # a raised --epochs continues
                 trainer.run(loaders.train)
     except KeyboardInterrupt:  # a second signal, or one in another process
-        return Outcome(Status.INTERRUPTED, interrupted_message(trainer, plan, std, saved=False))
+        return Outcome(Status.INTERRUPTED, interrupted_message(s, std, saved=False))
     except (OSError, RuntimeError) as exc:  # a full disk or a vanished directory while saving
         cause = exc if isinstance(exc, OSError) else exc.__context__
         if not isinstance(cause, OSError):
             raise
         kept = f"; the last complete checkpoint is {std.last_file}" if std.last_file else ""
         return Outcome(Status.FAILED, f"cannot write to {plan.run.path}: {cause.strerror or cause}{kept}")
-    return judge(trainer, plan, std)
+    return judge(s, std)
 
 
 def training_over(trainer: Engine, std: Standard, epochs: int) -> bool:
@@ -358,14 +299,15 @@ def trained_all(trainer: Engine, epochs: int) -> bool:
     return trainer.state.iteration % length == 0 and trainer.state.iteration // length >= epochs
 
 
-def judge(trainer: Engine, plan: RunPlan, std: Standard) -> Outcome:
+def judge(s: Session, std: Standard) -> Outcome:
     """How a run that returned normally ended: interrupted (Ctrl-C), failed (NaN), early stopped, completed."""
+    trainer, plan = s.trainer, s.plan
     state, output = trainer.state, trainer.state.output
     stop_reason: StopReason | None = getattr(state, "stop_reason", None)  # a handler's own (a sweep's pruner)
     if stop_reason is not None:
         return Outcome(stop_reason.status, stop_reason.message)
     if std.interrupt.saved:
-        return Outcome(Status.INTERRUPTED, interrupted_message(trainer, plan, std, saved=True))
+        return Outcome(Status.INTERRUPTED, interrupted_message(s, std, saved=True))
     if isinstance(output, dict) and not math.isfinite(output.get("loss", 0.0)):
         kept = std.last_file
         kept = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved"
@@ -380,8 +322,8 @@ def judge(trainer: Engine, plan: RunPlan, std: Standard) -> Outcome:
     return Outcome(Status.COMPLETED)
 
 
-def interrupted_message(trainer: Engine, plan: RunPlan, std: Standard, saved: bool) -> str:
-    checkpoint = std.last_file
+def interrupted_message(s: Session, std: Standard, saved: bool) -> str:
+    trainer, plan, checkpoint = s.trainer, s.plan, std.last_file
     what = f"saved {checkpoint}" if saved else f"the last complete checkpoint is {checkpoint or 'none'}"
     return (
         f"interrupted ({std.interrupt.signal or 'KeyboardInterrupt'}) at {position(trainer.state)}; {what}. "
@@ -392,18 +334,17 @@ def interrupted_message(trainer: Engine, plan: RunPlan, std: Standard, saved: bo
 # 8. Test the best checkpoint ---------------------------------------------------------------------
 
 
-def test_best(
-    parts: Parts, model: torch.nn.Module, loaders: Loaders, plan: RunPlan, std: Standard, process: Process
-) -> dict[str, Any] | None:
+def test_best(s: Session, std: Standard) -> dict[str, Any] | None:
     """The test split judges the model selected on validation (the best checkpoint's weights), or with
     ``--test-checkpoint last`` the model as training left it (what the books report)."""
+    parts, loaders, plan, process = s.parts, s.loaders, s.plan, s.process
     if loaders.test is None:
         return None
     idist.barrier()  # rank 0 has finished writing the best checkpoint
     best = std.best_file if plan.config.test_checkpoint == "best" else None
     if best:
         parts.model.load_state_dict(load_checkpoint(best)["model"])
-    tester = build_evaluator(parts, model, process.device, process.precision)
+    tester = build_evaluator(parts, s.model, process.device, process.precision)
     tester.add_event_handler(Events.ITERATION_COMPLETED, std.interrupt.stop_engine)
     tester.run(loaders.test, epoch_length=loaders.test_length)
     if std.interrupt.requested:  # stopped part-way: the same command tests again
@@ -426,17 +367,9 @@ def test_best(
 # 9. Summary --------------------------------------------------------------------------------------
 
 
-def finish(
-    recipe: Recipe,
-    plan: RunPlan,
-    trainer: Engine,
-    std: Standard,
-    outcome: Outcome,
-    test: dict | None,
-    process: Process,
-    parts: Parts,
-) -> dict[str, Any]:
+def finish(s: Session, std: Standard, outcome: Outcome, test: dict | None) -> dict[str, Any]:
     """Write summary.json and curves.png, log the result; raise RunFailed for failed or interrupted runs."""
+    recipe, plan, trainer, process = s.recipe, s.plan, s.trainer, s.process
     samples = idist.all_reduce(std.throughput.samples) if process.world > 1 else std.throughput.samples
     best, last = (path.name if path else None for path in (std.best_file, std.last_file))
     summary = {
