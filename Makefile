@@ -8,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?= -n auto --dist loadfile
 
 
-RECIPES := $(sort $(basename $(notdir $(filter-out recipes/__init__.py,$(wildcard recipes/*.py)))))
+RECIPES := $(sort $(basename $(notdir $(filter-out ignite_lab/recipes/__init__.py,$(wildcard ignite_lab/recipes/*.py)))))
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

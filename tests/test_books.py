@@ -63,7 +63,7 @@ def test_exponential_schedule_multiplies_by_gamma_each_epoch(run_cli, tmp_path):
 
 
 def test_fizzbuzz_book_data_is_the_chapters_split():
-    from recipes.fizzbuzz import Settings, splits
+    from ignite_lab.recipes.fizzbuzz import Settings, splits
 
     train, _, test = splits(Settings(data="book"), seed=0)
     assert len(train) == 900 and len(test) == 100
@@ -73,8 +73,8 @@ def test_fizzbuzz_book_data_is_the_chapters_split():
 
 def test_auto_mpg_book_split_is_scikit_learns(tmp_path):
     from ignite_lab.kit.datasets import BUNDLED
+    from ignite_lab.recipes.auto_mpg import book_split, read_auto_mpg
     from ignite_lab.training.loaders import TensorData
-    from recipes.auto_mpg import book_split, read_auto_mpg
 
     raw, mpg, _ = read_auto_mpg(BUNDLED / "auto_mpg" / "auto-mpg.data")
     train, val, test = book_split(TensorData(raw, mpg))
@@ -82,7 +82,7 @@ def test_auto_mpg_book_split_is_scikit_learns(tmp_path):
 
 
 def test_xor_capacity_and_noisy_layer_and_the_decision_regions(run_cli, tmp_path):
-    from recipes.xor import NoisyLinear, Settings, mlp
+    from ignite_lab.recipes.xor import NoisyLinear, Settings, mlp
 
     for layers in range(5):
         model = mlp(Settings(hidden_layers=layers))
@@ -101,10 +101,10 @@ def test_xor_capacity_and_noisy_layer_and_the_decision_regions(run_cli, tmp_path
 
 
 def test_lenet_convnet_and_book_architectures_have_the_books_shapes():
-    from recipes.cifar10 import LeNet as CifarLeNet
-    from recipes.linknet import BookSegmentationModel, LinkNet
-    from recipes.mnist import ConvNet, LeNet
-    from recipes.randwire import RandWireNN, Settings
+    from ignite_lab.recipes.cifar10 import LeNet as CifarLeNet
+    from ignite_lab.recipes.linknet import BookSegmentationModel, LinkNet
+    from ignite_lab.recipes.mnist import ConvNet, LeNet
+    from ignite_lab.recipes.randwire import RandWireNN, Settings
 
     assert LeNet()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # padded to LeNet's 32x32
     assert CifarLeNet()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
@@ -158,7 +158,7 @@ def test_pos_tagger_learns_the_tutorials_sentences(run_cli, tmp_path):
 
 def test_mnist_mlp_lightning_preset_splits_a_twelfth_off_unshuffled(tmp_path):
     from ignite_lab.core.config import TrainConfig
-    from recipes.mnist_mlp import Settings, build
+    from ignite_lab.recipes.mnist_mlp import Settings, build
 
     data = make_mnist(tmp_path / "mnist", n_train=1200, n_test=60)
     config = TrainConfig(recipe="mnist_mlp", epochs=1, batch_size=8, lr=1e-3, data_dir=str(data))
@@ -196,9 +196,9 @@ def test_reproduce_writes_the_table_and_the_readme_section(run_cli, tmp_path):
 
 
 def test_reproduce_keeps_a_diverging_run_as_a_failed_row(tmp_path):
-    from ignite_lab import reproduce
+    from ignite_lab.tools import reproduce
 
-    with pytest.raises(reproduce.RunFailed) as failure:
+    with pytest.raises(reproduce.TargetFailed) as failure:
         reproduce.run_once(["ignite-lab", "run", "xor", "--epochs", "3", "--lr", "1e30"], tmp_path / "out")
     assert failure.value.reason.startswith("loss became nan at epoch 1")
     row = reproduce.failed_row(load_recipe("xor"), "default", reproduce.TARGETS["xor"], failure.value)

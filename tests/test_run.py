@@ -236,9 +236,9 @@ def test_a_recipe_brings_its_own_step_events_and_handlers(tmp_path):
 
     from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
     from ignite_lab.core.registry import load_recipe
+    from ignite_lab.recipes.char_rnn import WindowEvents
     from ignite_lab.training.loop import train
     from ignite_lab.training.resume import settle
-    from recipes.char_rnn import WindowEvents
 
     text = tmp_path / "text.txt"
     text.write_text("to be or not to be, that is the question.\n" * 60)

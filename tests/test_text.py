@@ -95,7 +95,7 @@ def test_uniform_model_has_perplexity_equal_to_the_vocabulary_size():
 
 
 def test_spinn_on_a_hand_checked_parse():
-    from recipes.snli import REDUCE, SHIFT, SKIP, SPINN, parse_tree
+    from ignite_lab.recipes.snli import REDUCE, SHIFT, SKIP, SPINN, parse_tree
 
     tokens, transitions = parse_tree("( ( The cat ) sat )")
     assert tokens == ["the", "cat", "sat"] and transitions == [SHIFT, SHIFT, REDUCE, SHIFT, REDUCE]
@@ -335,7 +335,7 @@ def test_auto_mpg_bundled_and_malformed(run_cli, tmp_path):
     summary = json.loads((only_run(tmp_path, "auto_mpg") / "summary.json").read_text())
     assert {"mse", "mae", "r2"} <= set(summary["test"]) and summary["best_val"]["mse"] > 0
     from ignite_lab.kit.datasets import BUNDLED
-    from recipes.auto_mpg import read_auto_mpg
+    from ignite_lab.recipes.auto_mpg import read_auto_mpg
 
     raw, mpg, dropped = read_auto_mpg(BUNDLED / "auto_mpg" / "auto-mpg.data")
     assert raw.shape == (392, 7) and dropped == 6

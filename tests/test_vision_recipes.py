@@ -40,8 +40,8 @@ def test_sequence_recipes_read_rows_and_learn(run_cli, tiny_mnist, tmp_path, rec
 
 
 def test_recurrent_models_are_the_textbook_shapes():
-    from recipes.mnist_lstm import RowLSTM
-    from recipes.mnist_rnn import RowClassifier
+    from ignite_lab.recipes.mnist_lstm import RowLSTM
+    from ignite_lab.recipes.mnist_rnn import RowClassifier
 
     rnn = RowClassifier("rnn", 100, 2)
     assert isinstance(rnn.rnn, torch.nn.RNN) and rnn.rnn.num_layers == 2 and rnn.rnn.hidden_size == 100
@@ -142,7 +142,7 @@ def test_randwire_saves_draws_and_reloads_its_graphs(run_cli, cifar, tmp_path):
 
 @pytest.mark.parametrize("kind", ["er", "ba"])
 def test_randwire_other_generators(kind):
-    from recipes.randwire import Settings, predecessors, random_graph
+    from ignite_lab.recipes.randwire import Settings, predecessors, random_graph
 
     s = Settings(graph=kind, nodes=12, p=0.3, m=2)
     preds = predecessors(random_graph(s, seed=1))
@@ -197,7 +197,7 @@ def test_linknet_segments_camvid_layout(run_cli, tmp_path):
 
 
 def test_linknet_output_matches_input_size_for_odd_sizes():
-    from recipes.linknet import LinkNet
+    from ignite_lab.recipes.linknet import LinkNet
 
     out = LinkNet(11, width=8)(torch.zeros(1, 3, 45, 70))
     assert out.shape == (1, 11, 45, 70)

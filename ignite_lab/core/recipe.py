@@ -1,6 +1,6 @@
 """What a recipe is: defaults, a settings dataclass and a ``build`` function returning its Parts.
 
-A recipe is named after its file (``recipes/mnist.py`` is ``mnist``; a copy ``my_cnn.py`` is
+A recipe is named after its file (``ignite_lab/recipes/mnist.py`` is ``mnist``; a copy ``my_cnn.py`` is
 ``my_cnn``), so a copy is a plain file copy and can never be mistaken for the recipe it came from.
 """
 

@@ -22,11 +22,12 @@ from ignite_lab.core.errors import UserError
 from ignite_lab.core.recipe import Preset, Recipe
 from ignite_lab.core.settings import complete_settings
 
+BUILT_IN = "ignite_lab.recipes"  # found by name, like a recipe file: the recipes sit above every layer they use
+
 
 def recipe_names() -> list[str]:
-    import recipes
-
-    return sorted(m.name for m in pkgutil.iter_modules(recipes.__path__) if not m.name.startswith("_"))
+    package = importlib.import_module(BUILT_IN)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
 
 
 def named(module: ModuleType, name: str, where: str) -> Recipe:
@@ -62,13 +63,13 @@ def recipe_module(name: str) -> ModuleType:
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise UserError(f"unknown recipe {name!r}.{hint} Known recipes: {', '.join(names)} (see: ignite-lab list)")
-    return importlib.import_module(f"recipes.{name}")
+    return importlib.import_module(f"{BUILT_IN}.{name}")
 
 
 def load_recipe(ref: str) -> Recipe:
     """A recipe by name, or from a ``.py`` file (for example one made with ``ignite-lab copy``)."""
     if not ref.endswith(".py"):
-        return named(recipe_module(ref), ref, f"recipes.{ref}")
+        return named(recipe_module(ref), ref, f"{BUILT_IN}.{ref}")
     path = Path(ref).expanduser()
     if not path.is_file():
         raise UserError(f"recipe file {path} does not exist")
