@@ -323,6 +323,13 @@ class Normalize:
         return images, labels
 
 
+def mixed(data: TensorData) -> TensorData:
+    """The same examples in one fixed order that mixes the classes (the same for every run and seed): image
+    folders list each class in turn, and an evaluation cut short by ``--limit-batches`` should see them all.
+    Only for evaluation data, whose full-pass metrics do not depend on order."""
+    return data.subset(torch.randperm(len(data), generator=torch.Generator().manual_seed(0)))
+
+
 def cifar10_splits(
     data_dir: str | None, seed: int, augment: bool = False, val_size: int = 5000, mean_std=HALF
 ) -> tuple[TensorData, TensorData, TensorData]:
@@ -334,8 +341,8 @@ def cifar10_splits(
     if val_size:
         train, val = holdout_split(data, min(val_size, len(labels) - 1) / len(labels), seed)
     else:
-        train, val = data, data
-    test = TensorData(*load_cifar10(data_dir, "test"))
+        train, val = data, mixed(data)
+    test = mixed(TensorData(*load_cifar10(data_dir, "test")))
     plain = Normalize(mean_std)
     train = train.with_transform(Normalize(mean_std, augment) if augment else plain)
     return train, val.with_transform(plain), test.with_transform(plain)
