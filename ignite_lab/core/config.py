@@ -122,6 +122,14 @@ class TrainConfig:
         return self
 
 
+def training_fields() -> list[str]:
+    """The TrainConfig fields that say how a model trains (not where its files are): what compare tabulates
+    and TensorBoard records as hparams, derived from the fields so a new one is never left out."""
+    return [
+        f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True) and not f.metadata.get("path")
+    ]
+
+
 def check_fields(config: Any, name_of: Callable[[str], str]) -> None:
     """Every field of a config dataclass against its type and declared range; ``name_of`` names it in errors."""
     hints = typing.get_type_hints(type(config))

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from ignite.engine import Engine
 
+from ignite_lab.core.config import training_fields
+
 log = logging.getLogger(__name__)
 
 
@@ -73,16 +75,13 @@ class TensorBoardPlots:
     def finish(self, config: dict[str, Any], test: dict[str, Any] | None) -> None:
         """The fields that define the training and the recipe's settings as hparams (not paths and switches,
         which would crowd HParams' columns), the test metrics as their results, in this run's own folder."""
-        flat = flatten({key: config[key] for key in HPARAMS if key in config})
+        flat = flatten({key: config[key] for key in training_fields() if key in config})
         flat.update(flatten(config.get("settings", {}), "settings."))
         hparams = {k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool))}
         metrics = {f"test/{k}": float(v) for k, v in (test or {}).items() if scalar(v)}
         self._write("add_hparams", hparams, metrics, run_name=".")
         for split in list(self.writers):
             self._write("close", split=split)
-
-
-HPARAMS = ("lr", "batch_size", "epochs", "lr_schedule", "precision", "preset", "seed")
 
 
 def scalar(value: Any) -> bool:
