@@ -269,3 +269,28 @@ def test_sigterm_between_runs_of_a_sweep_is_not_lost(tmp_path):
     finished = lab(*args, env=environment(None))
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.count("complete") >= 2 and os.path.isdir(tmp_path / "faults" / "sweep-sweep" / "trial-1")
+
+
+def test_a_metrics_line_cut_short_is_dropped_when_the_run_resumes(run_cli, tmp_path):
+    """A full disk or a kill can cut the last metrics.jsonl line short: the resumed run carries on without it."""
+    args = ["run", "xor", "--output-dir", tmp_path, "--resume", "auto"]
+    assert run_cli(*args, "--epochs", "2").code == 0
+    metrics = only_run(tmp_path, "xor") / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"epoch": 3, "iteration": 150, "metr')
+    result = run_cli(*args, "--epochs", "3")
+    assert result.code == 0, result
+    records = [(r["epoch"], r["split"]) for r in read_jsonl(metrics)]
+    assert records == [(1, "train"), (1, "val"), (2, "train"), (2, "val"), (3, "train"), (3, "val")]  # xor: no test
+
+
+def test_a_deleted_lock_note_does_not_let_a_second_job_in(tmp_path):
+    args = ["run", RECIPE, "--epochs", "20", "--output-dir", tmp_path, "--resume", "auto"]
+    first = subprocess.Popen([*LAB, *map(str, args)], env=environment(None, delay=0.05), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("faults/*/summary.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (only_run(tmp_path, "faults") / ".lock").unlink()  # the lock is on the folder; the file only names the holder
+    second = lab(*args)
+    assert second.returncode == 3 and "is being trained by another process" in second.stderr, second.stderr
+    assert first.wait(timeout=300) == 0

@@ -2,10 +2,11 @@
 
 ``RunDir`` owns every path of a run and how it is written: whole files are written to a unique
 temporary name, flushed, fsynced and renamed (a reader or a later resume never sees half a file),
-and ``lock()`` takes the run for this process. The lock is an advisory ``flock`` on ``RUN/.lock``,
-held for the life of the process and released by the kernel however it dies (kill -9 included),
-so a second job on the same run is refused with ``RunBusy`` instead of training it twice. Whoever
-holds the lock removes the temporaries a killed process left behind.
+and ``lock()`` takes the run for this process. The lock is an advisory ``flock`` on the run's folder
+itself (``RUN/.lock`` only says who holds it), held for the life of the process and released by the
+kernel however it dies (kill -9 included), so a second job on the same run is refused with
+``RunBusy`` instead of training it twice. Whoever holds the lock removes the temporaries a killed
+process left behind, and a metrics line a full disk cut short.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class RunDir:
         self.summary = path / "summary.json"
         self.curves = path / "curves.png"
         self.log = path / "train.log"
+        self.lock_note = path / ".lock"  # who holds the run's lock (the lock is on the folder itself)
         self.tensorboard = path / "tensorboard"
         self.media = path / "media"  # pictures and text a recipe publishes
         self.exports = path / "export"  # ignite-lab export's files
@@ -128,18 +130,17 @@ class RunDir:
         if key in HELD:
             return self
         try:
-            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)  # the folder itself: no file to delete by hand
         except OSError as exc:
-            raise UserError(f"cannot write to run directory {self.path}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot open run directory {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
+            holder = self.holder() or "another process"
             raise RunBusy(f"run {self.path} is being trained by {holder}; not starting a second job on it") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         HELD[key] = fd
+        self.guarded(lambda: write_atomic(self.lock_note, f"pid {os.getpid()} on {socket.gethostname()}\n"))
         for folder in (self.path, self.checkpoints, self.exports, self.media):
             remove_temporaries(folder)
         return self
@@ -154,14 +155,17 @@ class RunDir:
         if self.path.resolve() in HELD:
             return f"pid {os.getpid()} on {socket.gethostname()} (this process)"
         try:
-            fd = os.open(self.path / ".lock", os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
-            return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            try:
+                return self.lock_note.read_text().strip() or "another process"
+            except OSError:
+                return "another process"
         finally:
             os.close(fd)
 
@@ -199,10 +203,16 @@ class RunDir:
         return float(kept[-1]["elapsed"]) if kept else 0.0
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl; a last line without its newline (a write a full disk or a kill cut
+        short) is left out, any other line that is not a record is an error naming it."""
         if not self.metrics.exists():
             return []
+        text = self.metrics.read_text(errors="replace")
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):
+            lines.pop()
         records = []
-        for number, line in enumerate(self.metrics.read_text().splitlines(), 1):
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
