@@ -294,3 +294,23 @@ def test_a_deleted_lock_note_does_not_let_a_second_job_in(tmp_path):
     second = lab(*args)
     assert second.returncode == 3 and "is being trained by another process" in second.stderr, second.stderr
     assert first.wait(timeout=300) == 0
+
+
+@pytest.mark.parametrize(
+    "name, text, needle",
+    [
+        ("summary.json", "[1, 2]", None),  # not an object: the run counts as unfinished and resumes
+        ("summary.json", '{"status": 7, "history": "x"}', None),
+        ("metrics.jsonl", "3\n", "metrics.jsonl, line 1: not a metrics record"),
+        ("metrics.jsonl", '{"split": "val"}\n{oops\n', "metrics.jsonl, line 1: not a metrics record"),
+    ],
+)
+def test_hostile_run_files_are_named_or_survived(run_cli, tmp_path, name, text, needle):
+    args = ["run", "xor", "--output-dir", tmp_path, "--resume", "auto"]
+    assert run_cli(*args, "--epochs", "1").code == 0
+    (only_run(tmp_path, "xor") / name).write_text(text)
+    result = run_cli(*args, "--epochs", "2")
+    if needle is None:
+        assert result.code == 0 and "epoch 2/2" in result.output, result
+    else:
+        assert result.code == 2 and needle in result.output and "Traceback" not in result.output, result

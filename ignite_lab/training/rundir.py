@@ -216,19 +216,24 @@ class RunDir:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
-                raise UserError(f"{self.metrics}, line {number}: not a JSON record") from None
+                record = None
+            if not is_record(record):
+                raise UserError(f"{self.metrics}, line {number}: not a metrics record (epoch, iteration, split, ...)")
+            records.append(record)
         return records
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_atomic(self.summary, json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n")
 
     def read_summary(self) -> dict[str, Any]:
+        """summary.json, or {} when it is missing, damaged or not an object (the run is then taken as unfinished)."""
         try:
-            return json.loads(self.summary.read_text())
+            summary = json.loads(self.summary.read_text())
         except (OSError, ValueError):
             return {}
+        return summary if isinstance(summary, dict) else {}
 
     def checkpoint_files(self, kind: str) -> list[Path]:
         """Checkpoints named ``KIND_checkpoint_*.pt`` (kind: last or best), highest step or score first."""
@@ -244,6 +249,17 @@ class RunDir:
         """The run's events so far (started, interrupted, resumed, ...), from summary.json."""
         history = self.read_summary().get("history")
         return list(history) if isinstance(history, list) else []
+
+
+def is_record(record: Any) -> bool:
+    """A metrics.jsonl record as runs write it: whole epoch and iteration, a split, metrics, elapsed seconds."""
+    whole = all(type(record.get(key)) is int for key in ("epoch", "iteration")) if isinstance(record, dict) else False
+    return (
+        whole
+        and isinstance(record.get("split"), str)
+        and isinstance(record.get("metrics"), dict)
+        and isinstance(record.get("elapsed"), (int, float))
+    )
 
 
 def now() -> str:
