@@ -97,7 +97,7 @@ def table(trials: list[dict]) -> str:
                 sum(bool(t["problems"]) for t in mine),
             ]
         )
-    headers = ["configuration", "trials", "kills", "signals sent", "resumes", "twin trials", "twins refused", "broken"]
+    headers = ["configuration", "trials", "kills", "signals drawn", "resumes", "twin trials", "twins refused", "broken"]
     return markdown(headers, rows)
 
 
@@ -126,6 +126,10 @@ def main() -> None:
         "differ from the uninterrupted run, a temporary file left, other than one last checkpoint, a best "
         "checkpoint the last one does not name, an exit status other than 0, 3 (busy), 75 (interrupted) or a "
         "signal's, a traceback, or a re-run after completion that did anything.",
+        "",
+        "'kills' counts signals delivered; 'signals drawn' counts the ones planned, of which a random moment may "
+        "fall after the run had finished. 'twins refused' counts twin jobs that exited 3 because the other held "
+        "the run.",
         "",
         table(trials),
         "",
