@@ -23,7 +23,7 @@ from ignite_lab.core.errors import UserError
 from ignite_lab.core.registry import load_recipe, recipe_names
 from ignite_lab.core.settings import complete_settings, parse_settings, setting_fields, setting_type
 
-QUICK = int(os.environ.get("IGNITE_LAB_CAMPAIGN_EXAMPLES", "3"))
+QUICK = int(os.environ.get("IGNITE_LAB_CAMPAIGN_EXAMPLES", "2"))
 CONFIGS = st.builds(
     Config,
     epochs=st.sampled_from([2, 3]),
