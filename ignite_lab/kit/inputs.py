@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # PIL warns past MAX_PIXELS; here such an image is refused instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             if img.width * img.height > MAX_PIXELS:
                 raise UserError(
                     f"{path} is {img.width}x{img.height} pixels, more than the {MAX_PIXELS:,} an image may have here"
