@@ -28,7 +28,7 @@ $(VENV)/.bench: $(STAMP)
 	$(BIN)/python -m pip install -q --build-constraint build-constraints.txt -c requirements.lock -e ".[dev,bench]"
 	touch $@
 
-soak: $(STAMP)  ## the long fault-injection campaign (200 kills, about 30 minutes) -> SOAK.md
+soak: $(STAMP)  ## the long fault-injection campaign (200 kills, about 45 minutes on 2 cores) -> SOAK.md
 	$(BIN)/python benchmarks/soak.py $(ARGS)
 
 reproduce: $(STAMP)  ## every recipe and preset on the real data in ../shared/data -> REPRODUCE.md (hours)
