@@ -51,7 +51,7 @@ def test_two_jobs_at_once_train_one_run_once(references, tmp_path):
 
 
 def test_a_second_job_on_a_run_in_training_is_told_who_trains_it(tmp_path):
-    args = ["run", RECIPE, "--epochs", "20", "--output-dir", tmp_path, "--resume", "auto"]
+    args = ["run", RECIPE, "--epochs", "40", "--output-dir", tmp_path, "--resume", "auto"]
     first = subprocess.Popen([*LAB, *map(str, args)], env=environment(None, delay=0.05), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("faults/*/summary.json")) and time.monotonic() < deadline:
@@ -65,7 +65,7 @@ def test_a_second_job_on_a_run_in_training_is_told_who_trains_it(tmp_path):
     assert first.wait(timeout=300) == 0
     run = only_run(tmp_path, "faults")
     epochs = [(r["epoch"], r["split"]) for r in read_jsonl(run / "metrics.jsonl")]
-    assert len(epochs) == len(set(epochs)) == 41  # train and val of 20 epochs, then test: once each
+    assert len(epochs) == len(set(epochs)) == 81  # train and val of 40 epochs, then test: once each
 
 
 def test_the_printed_resume_command_finishes_a_run_interrupted_while_validating(references, tmp_path):
