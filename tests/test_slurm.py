@@ -111,10 +111,16 @@ def job_script(config: Config, out: Path, *directives: str, requeue_on_75: bool 
 
 
 def history(out: Path) -> list[str]:
+    """The run's history events so far ([] before it has a summary)."""
     import json
 
-    (run,) = (out / "faults").iterdir()
-    return [h["event"] for h in json.loads((run / "summary.json").read_text())["history"]]
+    summaries = list(out.glob("faults/*/summary.json"))
+    if not summaries:
+        return []
+    try:
+        return [h["event"] for h in json.loads(summaries[0].read_text())["history"]]
+    except (ValueError, KeyError):
+        return []
 
 
 def test_a_preempted_job_is_requeued_by_slurm_and_finishes_bit_for_bit(slurm, tmp_path):
@@ -129,7 +135,7 @@ def test_a_preempted_job_is_requeued_by_slurm_and_finishes_bit_for_bit(slurm, tm
         check=True,
         capture_output=True,
     )
-    wait(lambda: queue_empty(slurm), 300)
+    wait(lambda: queue_empty(slurm) and history(out)[-1:] == ["completed"], 300)
     logs = "".join(p.read_text() for p in tmp_path.glob("job-*.log"))
     assert "DUE TO PREEMPTION" in logs and "SIGTERM received" in logs and "exit code 75" in logs, logs[-2000:]
     assert history(out) == ["started", "interrupted", "resumed", "completed"]
@@ -143,7 +149,8 @@ def test_the_readme_script_requeues_on_sigusr1_before_the_time_limit(slurm, tmp_
     # Slurm sends the signal up to 60 s before the time it is asked for: any moment of the first 20 s here
     script = job_script(config, out, "--time=2", "--signal=USR1@100", "--requeue", requeue_on_75=True)
     submit(slurm, script, tmp_path)
-    wait(lambda: queue_empty(slurm), 300)
+    # until the run has completed: a job leaves the queue for a moment between its exit and its re-queue
+    wait(lambda: queue_empty(slurm) and history(out)[-1:] == ["completed"], 300)
     logs = "".join(p.read_text() for p in tmp_path.glob("job-*.log"))
     assert "SIGUSR1 received" in logs and "Traceback" not in logs, logs[-2000:]
     assert "interrupted" in history(out) and history(out)[-1] == "completed"
