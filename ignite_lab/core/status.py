@@ -19,13 +19,8 @@ class Status(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    @property
-    def finished(self) -> bool:
-        """Done for good: a re-queued ``--resume auto`` leaves such a run alone."""
-        return self in (Status.COMPLETED, Status.EARLY_STOPPED)
 
-
-FINISHED = (Status.COMPLETED, Status.EARLY_STOPPED)
+FINISHED = (Status.COMPLETED, Status.EARLY_STOPPED)  # done for good: a re-queued --resume auto leaves it alone
 
 
 @dataclass(frozen=True)

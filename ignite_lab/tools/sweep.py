@@ -26,7 +26,7 @@ from ignite.engine import Events
 from ignite_lab.core.compat import optuna_heartbeat
 from ignite_lab.core.errors import Interrupted, RunFailed, UserError
 from ignite_lab.core.recipe import Recipe, RunView
-from ignite_lab.core.status import Status, StopReason
+from ignite_lab.core.status import FINISHED, Status, StopReason
 from ignite_lab.tools.study import Sweep, next_trial, open_study, redacted, trial_config
 from ignite_lab.tools.sweep_report import report
 
@@ -103,7 +103,7 @@ def run_trial(sweep: Sweep, recipe: Recipe, trial: Any) -> TrialOutcome:
     if status == Status.PRUNED:
         return TrialOutcome(status, TrialState.PRUNED, None)
     best = (summary.get("best_val") or {}).get(sweep.score)
-    if status.finished and best is not None:
+    if status in FINISHED and best is not None:
         return TrialOutcome(status, TrialState.COMPLETE, float(best))
     if status != Status.INTERRUPTED:  # counted towards --max-failures
         trial.set_user_attr("failure", summary.get("message") or f"the run ended {status}")
