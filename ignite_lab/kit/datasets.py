@@ -13,7 +13,7 @@ import torch
 from ignite_lab.core.errors import UserError
 from ignite_lab.core.recipe import Predictor
 from ignite_lab.kit.augment import random_crop, random_flip
-from ignite_lab.kit.inputs import IMAGE_SUFFIXES, as_batch, read_image, read_images
+from ignite_lab.kit.inputs import as_batch, is_image, read_image, read_images
 from ignite_lab.training.loaders import TensorData, holdout_split
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def load_image_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     if not classes:
         raise UserError(f"{folder} has no class folders (expected {folder}/<class>/*.png)")
     files = [(i, path) for i, name in enumerate(classes) for path in sorted((folder / name).iterdir())]
-    files = [(i, path) for i, path in files if path.suffix.lower() in IMAGE_SUFFIXES]
+    files = [(i, path) for i, path in files if is_image(path)]
     stack = ImageStack(len(files), folder)
     for index, (_, path) in enumerate(files):
         stack.put(index, read_image(path), path)
@@ -273,10 +273,11 @@ CAMVID_PALETTE = np.array(
 
 
 def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """CamVid in the SegNet layout: ``SPLIT/*.png`` images and ``SPLITannot/*.png`` masks (labels 0-10, 11 void).
+    """CamVid in the SegNet layout: ``SPLIT/`` images and ``SPLITannot/`` masks (labels 0-10, 11 void).
 
-    Returns uint8 images (N, 3, H, W) and uint8 masks (N, H, W), decoded once (a batch becomes float and
-    int64 only when it is drawn: 701 CamVid images take 0.5 GB instead of 2.4 GB).
+    An image and its mask share a file stem, in any formats PIL reads (the full CamVid here has JPEG
+    images and PNG masks). Returns uint8 images (N, 3, H, W) and uint8 masks (N, H, W), decoded once (a
+    batch becomes float and int64 only when it is drawn: 701 CamVid images take 0.5 GB instead of 2.4 GB).
     """
     if not data_dir:
         raise UserError("CamVid is not bundled: pass --data-dir DIR holding train/ trainannot/ val/ valannot/ ...")
@@ -284,15 +285,12 @@ def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.T
     image_dir, mask_dir = root / split, root / f"{split}annot"
     if not image_dir.is_dir() or not mask_dir.is_dir():
         raise UserError(
-            f"CamVid {split} split not found: expected {image_dir}/*.png and {mask_dir}/*.png "
+            f"CamVid {split} split not found: expected {image_dir}/ images and {mask_dir}/ masks "
             "(the SegNet CamVid layout: train, val, test and their *annot folders)"
         )
-    paths = sorted(image_dir.glob("*.png"))
-    images, masks = ImageStack(len(paths), image_dir), ImageStack(len(paths), mask_dir)
-    for index, path in enumerate(paths):
-        mask_path = mask_dir / path.name
-        if not mask_path.is_file():
-            raise UserError(f"{path} has no mask {mask_path}")
+    pairs = stem_pairs(image_dir, mask_dir)
+    images, masks = ImageStack(len(pairs), image_dir), ImageStack(len(pairs), mask_dir)
+    for index, (path, mask_path) in enumerate(pairs):
         image, labels = read_image(path), read_image(mask_path, mode=None)
         if labels.ndim != 2 or labels.shape != image.shape[:2]:
             raise UserError(f"{mask_path}: mask of size {labels.shape} does not match its image {image.shape[:2]}")
@@ -301,6 +299,24 @@ def load_camvid(data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.T
         images.put(index, image, path)
         masks.put(index, labels.astype(np.uint8), mask_path)
     return images.data, masks.data
+
+
+def stem_pairs(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path]]:
+    """Each image with the mask of the same stem; a missing or doubled mask is named."""
+    masks: dict[str, list[Path]] = {}
+    for mask in sorted(p for p in mask_dir.iterdir() if p.is_file() and is_image(p)):
+        masks.setdefault(mask.stem, []).append(mask)
+    images = sorted(p for p in image_dir.iterdir() if p.is_file() and is_image(p))
+    if not images:
+        raise UserError(f"{image_dir} holds no images (no file with a suffix PIL reads)")
+    pairs = []
+    for image in images:
+        found = masks.get(image.stem, [])
+        if len(found) != 1:
+            what = "no mask" if not found else f"{len(found)} masks ({', '.join(p.name for p in found)})"
+            raise UserError(f"{image} has {what} named {image.stem}.* in {mask_dir}: each image needs exactly one")
+        pairs.append((image, found[0]))
+    return pairs
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

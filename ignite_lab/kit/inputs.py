@@ -13,7 +13,13 @@ import torch
 
 from ignite_lab.core.errors import UserError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+def is_image(path: Path) -> bool:
+    """Whether PIL can read files named like ``path`` (by suffix, any case: .png, .JPG, .webp, .tif ...)."""
+    from PIL import Image
+
+    Image.init()  # registers every format plugin, so the table below is complete
+    return path.suffix.lower() in Image.registered_extensions()
 
 
 MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb limit (about 0.25 GB of RGB); larger images are refused
@@ -49,9 +55,9 @@ def image_files(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_image(p))
             if not found:
-                raise UserError(f"{path} holds no .png/.jpg/.bmp images")
+                raise UserError(f"{path} holds no images (no file with a suffix PIL reads: .png, .jpg, .webp ...)")
             paths += found
         elif path.is_file():
             paths.append(path)

@@ -47,8 +47,12 @@ from ignite_lab.kit.augment import random_crop, random_flip
 from ignite_lab.kit.datasets import CAMVID_CLASSES, CAMVID_PALETTE, CAMVID_VOID, load_camvid
 from ignite_lab.kit.inputs import read_images
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+MEAN_STD = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # the authors' dataset.py: Normalize([104.00699, 116.66877, 122.67892], [255] * 3) after ToTensor's 0-1
+    "book": ((104.00699, 116.66877, 122.67892), (255.0, 255.0, 255.0)),
+}
+PEDESTRIAN = CAMVID_CLASSES.index("pedestrian")
 
 
 @dataclass
@@ -58,6 +62,13 @@ class Settings:
     grid: int = setting(3, "validation images in the prediction grid", min=0)
     grid_every: int = setting(1, "publish the prediction grid every N epochs", min=1)
     arch: Literal["linknet", "book"] = setting("linknet", "see the recipe's docstring")
+    classes: Literal["camvid", "pedestrian"] = setting(
+        "camvid", "camvid: the 11 classes, void ignored; pedestrian: the chapter's 2, pedestrian against the rest"
+    )
+    augment: bool = setting(True, "random flips and crops while training (off: whole images, as the chapter)")
+    normalize: Literal["imagenet", "book"] = setting(
+        "imagenet", "imagenet: ImageNet mean/std; book: the chapter's mean 104-123 and std 255 on 0-1 pixels"
+    )
     channels_last: bool = setting(True, "NHWC convolutions (faster on CPUs)")
 
 
@@ -174,15 +185,34 @@ class BookSegmentationModel(nn.Module):
         return self.final_deconv2(y, x.shape)
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    return (images.float() / 255 - MEAN) / STD
+class Normalize:
+    """uint8 (N, 3, H, W) -> float with one of the MEAN_STD pairs, per batch (images stay uint8 in memory)."""
+
+    def __init__(self, name: str) -> None:
+        mean, std = MEAN_STD[name]
+        self.mean, self.std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float() / 255 - self.mean) / self.std
 
 
-def colorize(mask: np.ndarray) -> np.ndarray:
+def targets(masks: torch.Tensor, classes: str) -> torch.Tensor:
+    """CamVid labels as the model's targets: as they are, or 1 for pedestrian and 0 for the rest (void too)."""
+    return masks.long() if classes == "camvid" else (masks == PEDESTRIAN).long()
+
+
+def class_names(classes: str) -> tuple[str, ...]:
+    return CAMVID_CLASSES if classes == "camvid" else ("other", "pedestrian")
+
+
+def colorize(mask: np.ndarray, classes: str = "camvid") -> np.ndarray:
+    """Labels in the CamVid palette (the two-class target: pedestrians in its colour on black)."""
+    if classes != "camvid":
+        mask = np.where(mask == 1, PEDESTRIAN, CAMVID_VOID)
     return CAMVID_PALETTE[np.clip(mask, 0, CAMVID_VOID)]
 
 
-def write_masks(names: list[str], scores: torch.Tensor) -> list[str]:
+def write_masks(names: list[str], scores: torch.Tensor, classes: str = "camvid") -> list[str]:
     """Each image's predicted classes as a mask in the CamVid palette, written beside it as NAME.mask.png."""
     from PIL import Image
 
@@ -190,62 +220,67 @@ def write_masks(names: list[str], scores: torch.Tensor) -> list[str]:
     for name, image_scores in zip(names, scores, strict=True):
         path = Path(name).with_name(f"{Path(name).stem}.mask.png")
         try:
-            Image.fromarray(colorize(image_scores.argmax(0).numpy())).save(path)
+            Image.fromarray(colorize(image_scores.argmax(0).numpy(), classes)).save(path)
         except OSError as exc:
             raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
         written.append(str(path))
     return written
 
 
-def prediction_grid(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, device) -> np.ndarray:
+def prediction_grid(model: nn.Module, images: torch.Tensor, truth: torch.Tensor, pictures: torch.Tensor, s, device):
     """Rows of (image, prediction, truth) in the CamVid palette."""
     model.eval()
     with torch.inference_mode():
         predicted = model(images.to(device)).argmax(1).cpu().numpy()
-    pictures = (images * STD + MEAN).clamp(0, 1).mul(255).byte().permute(0, 2, 3, 1).numpy()
     rows = [
-        np.concatenate([pic, colorize(pred), colorize(true)], axis=1)
-        for pic, pred, true in zip(pictures, predicted, masks.numpy(), strict=True)
+        np.concatenate([pic, colorize(pred, s.classes), colorize(true, s.classes)], axis=1)
+        for pic, pred, true in zip(pictures.permute(0, 2, 3, 1).numpy(), predicted, truth.numpy(), strict=True)
     ]
     return np.concatenate(rows, axis=0)
 
 
 def build(config: TrainConfig, s: Settings) -> Parts:
     data = {split: TensorData(*load_camvid(config.data_dir, split)) for split in ("train", "val", "test")}  # uint8
+    normalize, names = Normalize(s.normalize), class_names(s.classes)
+    void = CAMVID_VOID if s.classes == "camvid" else -100  # the two-class target has no void: it is "other"
 
     def prepare(images: torch.Tensor, masks: torch.Tensor):
-        return normalize(images), masks.long()
+        return normalize(images), targets(masks, s.classes)
 
     def augment(images: torch.Tensor, masks: torch.Tensor):
-        images, masks = random_flip(normalize(images), masks.long())
+        images, masks = random_flip(*prepare(images, masks))
         size = (min(s.crop, images.shape[-2]), min(s.crop, images.shape[-1]))
-        return random_crop(images, size, masks=masks, mask_fill=CAMVID_VOID)
+        return random_crop(images, size, masks=masks, mask_fill=void)
 
     def metrics():
-        cm = ConfusionMatrix(num_classes=len(CAMVID_CLASSES))  # targets >= 11 (void) are left out
+        cm = ConfusionMatrix(num_classes=len(names))  # CamVid targets >= 11 (void) are left out
         return {"pixel_accuracy": cmAccuracy(cm), "miou": mIoU(cm), "iou": IoU(cm)}
 
-    model = BookSegmentationModel(len(CAMVID_CLASSES)) if s.arch == "book" else LinkNet(len(CAMVID_CLASSES), s.width)
-    shown = prepare(data["val"].tensors[0][: s.grid], data["val"].tensors[1][: s.grid])
+    model = BookSegmentationModel(len(names)) if s.arch == "book" else LinkNet(len(names), s.width)
+    shown_images, shown_masks = data["val"].tensors[0][: s.grid], data["val"].tensors[1][: s.grid]
+    shown = (*prepare(shown_images, shown_masks), shown_images)
 
     def handlers(run: RunView) -> None:
         @run.trainer.on(Events.EPOCH_COMPLETED(every=s.grid_every))
         def publish_grid(trainer) -> None:
-            grid = prediction_grid(run.model, *shown, run.device)
+            grid = prediction_grid(run.model, *shown, s, run.device)
             epoch = trainer.state.epoch
             run.publish.image("predictions", grid, epoch=epoch, title=f"image | prediction | truth (epoch {epoch})")
 
     def read(inputs: list[str]) -> tuple[list[str], torch.Tensor]:
-        names, images = read_images(inputs, "RGB", None)  # whole images, any size, as evaluation sees them
-        return names, normalize(images)
+        paths, images = read_images(inputs, "RGB", None)  # whole images, any size, as evaluation sees them
+        return paths, normalize(images)
 
-    predictor = Predictor(read, CAMVID_CLASSES, write=write_masks, note="image files or folders, any size", batch=False)
+    def write(paths: list[str], scores: torch.Tensor) -> list[str]:
+        return write_masks(paths, scores, s.classes)
+
+    predictor = Predictor(read, names, write=write, note="image files or folders, any size", batch=False)
 
     return Parts(
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr),
-        loss_fn=nn.CrossEntropyLoss(ignore_index=CAMVID_VOID),
-        train=data["train"].with_transform(augment),
+        loss_fn=nn.CrossEntropyLoss(ignore_index=void),
+        train=data["train"].with_transform(augment if s.augment else prepare),
         val=data["val"].with_transform(prepare),
         test=data["test"].with_transform(prepare),
         metrics=metrics,
@@ -269,7 +304,7 @@ RECIPE = Recipe(
         "book": Preset(
             source="PyTorch Deep Learning Hands-On, segmentation chapter: SegmentationModel, Adam, batch 8, 64 epochs",
             flags={"epochs": 64, "batch_size": 8, "lr": 1e-3, "test_checkpoint": "last"},
-            settings={"arch": "book"},
+            settings={"arch": "book", "classes": "pedestrian", "augment": False, "normalize": "book"},
             note="the chapter prints losses only",
         )
     },

@@ -35,7 +35,7 @@ from torch import nn
 
 from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.kit.datasets import data_file
-from ignite_lab.kit.text import EOS, SPECIALS, UNK, Vocab, lm_windows, read_lines, run_vocab
+from ignite_lab.kit.text import EOS, PAD, SOS, SPECIALS, UNK, Vocab, lm_windows, read_lines, run_vocab
 
 SPLIT_FILES = {split: (f"wiki.{split}.tokens", f"{split}.txt") for split in ("train", "valid", "test")}
 
@@ -50,24 +50,29 @@ class Settings:
     bptt: int = setting(64, "tokens per window", min=1)
     clip: float = setting(0.6, "gradient norm clipping", min=0)
     train_split: Literal["train", "valid"] = setting("train", "split to train on")
-    tokenizer: Literal["basic_english", "wikitext"] = setting(
+    tokenizer: Literal["book", "basic_english", "wikitext"] = setting(
         "basic_english",
-        "basic_english: the book's (lowercase, split punctuation); wikitext: as written, <eos> per line",
+        "book: torchtext's legacy Field (basic_english, <eos> after every line); basic_english: the same tokens "
+        "with no <eos>; wikitext: as written, <eos> per line",
     )
     init: Literal["torch", "book"] = setting("book", "book: uniform(-0.12, 0.12) weights")
     optimizer: Literal["adam", "sgd"] = setting("sgd", "optimiser")
 
 
 def line_ends(tokenizer: str) -> tuple[str, ...]:
-    """What follows each line's tokens: nothing for the book's ``basic_english`` (its ``data_process``
-    concatenates lines, and empty ones add nothing), ``<eos>`` for WikiText's own tokens."""
+    """What follows each line's tokens: ``<eos>``, as torchtext's legacy ``LanguageModelingDataset`` appends
+    after every line (empty ones too) for the chapter's ``Field(eos_token='<eos>')``; nothing for plain
+    ``basic_english``."""
     return () if tokenizer == "basic_english" else (EOS,)
 
 
 def build_vocab(lines: list[str], tokenizer: str) -> Vocab:
-    """The training split's vocabulary; basic_english's has the book's one special, ``<unk>`` (28,782 words)."""
+    """The training split's vocabulary. The book's Field puts its specials first (``<unk>``, ``<pad>``,
+    ``<sos>``, ``<eos>``: 28,785 entries); plain basic_english has ``<unk>`` alone (28,782)."""
     end = " ".join(line_ends(tokenizer))
     texts = (f"{line} {end}" for line in lines)
+    if tokenizer == "book":
+        return Vocab.build(texts, basic_english=True, specials=[UNK, PAD, SOS, EOS])
     if tokenizer == "basic_english":
         return Vocab.build(texts, basic_english=True, specials=[UNK])
     return Vocab.build(texts, specials=SPECIALS)
@@ -187,7 +192,7 @@ RECIPE = Recipe(
                 "test_checkpoint": "last",
                 "precision": "32",
             },
-            settings={"tokenizer": "basic_english", "init": "book", "optimizer": "sgd"},
+            settings={"tokenizer": "book", "init": "book", "optimizer": "sgd"},
             note="the chapter shows its perplexities as figures only; its notebook prints test perplexity 171.47",
         ),
     },

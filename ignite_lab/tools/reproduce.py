@@ -10,6 +10,7 @@ the median and the range.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -18,12 +19,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ignite_lab.core.errors import UserError
+from ignite_lab.core.files import write_atomic
 from ignite_lab.core.recipe import Recipe
 from ignite_lab.core.registry import load_recipe, recipe_names
 from ignite_lab.outputs.tables import markdown, replace_between
@@ -53,7 +57,7 @@ TARGETS: dict[str, Target] = {
     "mnist_lstm": Target("mnist", "MNIST 60k/10k"),
     "cifar10": Target("cifar10-jpeg", "CIFAR-10 50k/10k (JPEG re-encode)"),
     "randwire": Target("cifar10-jpeg", "CIFAR-10 50k/10k (JPEG re-encode)"),
-    "linknet": Target("camvid-sample", "CamVid SAMPLE: 62/21/24 of 367/101/233 images"),
+    "linknet": Target("camvid", "CamVid 367/101/233 (SegNet layout)"),
     "transformer_lm": Target("wikitext-2", "WikiText-2 train/valid/test"),
     "char_rnn": Target("tinyshakespeare", "Tiny Shakespeare 90/5/5"),
     "snli": Target(
@@ -77,7 +81,6 @@ def reproduce(
     names: list[str], which: str, data_root: Path | None, out_dir: Path, table: Path, seeds: int | None = None
 ) -> None:
     """Run every (recipe, preset) asked for, then rewrite the table from all rows kept so far."""
-    rows = load_rows(table.with_suffix(".json"))
     failed = []
     for name in names:
         recipe = load_recipe(name)
@@ -90,13 +93,29 @@ def reproduce(
             except TargetFailed as failure:  # a configuration that diverges is a result too: the row says so
                 row = failed_row(recipe, preset, target, failure)
                 failed.append(f"{name} --preset {preset}")
-            rows[f"{name}/{preset}"] = row
-            table.with_suffix(".json").write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
-            write_table(rows, table)
+            keep_row(table, f"{name}/{preset}", row)
             log.info("%s --preset %s: %s", name, preset, row["ours"] or row.get("failed"))
-    update_readme(rows, table.parent / "README.md")
+    with table_lock(table):
+        update_readme(load_rows(table.with_suffix(".json")), table.parent / "README.md")
     if failed:
         raise UserError(f"{len(failed)} run(s) failed: {', '.join(failed)} (their rows say why)")
+
+
+@contextmanager
+def table_lock(table: Path) -> Iterator[None]:
+    """One writer of the table at a time: two ``reproduce`` jobs at once each keep the other's rows."""
+    with open(table.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def keep_row(table: Path, key: str, row: dict) -> dict[str, dict]:
+    """Add one row to the rows on disk now (not those read when this job began) and rewrite the table."""
+    with table_lock(table):
+        rows = {**load_rows(table.with_suffix(".json")), key: row}
+        write_atomic(table.with_suffix(".json"), json.dumps(rows, indent=1, sort_keys=True) + "\n")
+        write_table(rows, table)
+    return rows
 
 
 class TargetFailed(UserError):
@@ -292,7 +311,7 @@ def write_table(rows: dict[str, dict], path: Path) -> None:
         markdown_table(rows),
         not_reproduced(rows),
     ]
-    path.write_text("\n".join(text))
+    write_atomic(path, "\n".join(text))
 
 
 def not_reproduced(rows: dict[str, dict]) -> str:

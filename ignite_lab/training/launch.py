@@ -106,7 +106,8 @@ def worker(local_rank: int, request: Request, plan: dict | None) -> None:
 
     rank = idist.get_rank()
     setup_logging(logging.INFO if rank == 0 else logging.WARNING)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))  # share the cores
+    if not os.environ.get("OMP_NUM_THREADS"):  # the user's own count stands; else the processes share the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
     try:
         recipe = load_recipe(request.recipe_ref)
         shared = share_plan(recipe, request, plan)
