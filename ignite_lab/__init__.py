@@ -9,12 +9,13 @@ its run) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
 
 from ignite_lab.core.config import TrainConfig
 from ignite_lab.core.errors import UserError
-from ignite_lab.core.recipe import Parts, Predictor, Preset, Recipe, RunView, StepTools, step_output
+from ignite_lab.core.recipe import Book, Parts, Predictor, Preset, Recipe, RunView, StepTools, step_output
 from ignite_lab.core.settings import setting
 from ignite_lab.training.loaders import TensorData, holdout_split
 from ignite_lab.training.rundir import run_file
 
 __all__ = [
+    "Book",
     "Parts",
     "Predictor",
     "Preset",

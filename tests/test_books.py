@@ -101,15 +101,16 @@ def test_xor_capacity_and_noisy_layer_and_the_decision_regions(run_cli, tmp_path
 
 
 def test_lenet_convnet_and_book_architectures_have_the_books_shapes():
-    from ignite_lab.recipes.cifar10 import LeNet as CifarLeNet
     from ignite_lab.recipes.linknet import BookSegmentationModel, LinkNet
     from ignite_lab.recipes.mnist import ConvNet, LeNet
     from ignite_lab.recipes.randwire import RandWireNN, Settings
 
-    assert LeNet()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # padded to LeNet's 32x32
-    assert CifarLeNet()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    lenet = LeNet()
+    assert lenet(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # padded to LeNet's 32x32
+    assert (lenet.conv2.kernel_size, lenet.fc1.in_features) == ((3, 3), 16 * 6 * 6)  # the tutorial's, not 5x5/400
+    assert LeNet(3, pad=0)(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     assert ConvNet()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert BookSegmentationModel(11)(torch.zeros(1, 3, 64, 96)).shape == (1, 11, 64, 96)
+    assert BookSegmentationModel(2)(torch.zeros(1, 3, 64, 96)).shape == (1, 2, 64, 96)
     assert LinkNet(11, 8)(torch.zeros(1, 3, 45, 70)).shape == (1, 11, 45, 70)
     graph = {0: [], 1: [0], 2: [0, 1], 3: []}  # node 3 has no predecessor: the book feeds it from the source
     book = RandWireNN([graph], Settings(wiring="book", channels=8, stages=1, node_dropout=0.3))

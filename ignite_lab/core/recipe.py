@@ -130,6 +130,28 @@ def step_output(y_pred: torch.Tensor, y: Any, loss: torch.Tensor) -> dict[str, A
 
 
 @dataclass(frozen=True)
+class Book:
+    """What a book's program says, as a record: a test holds the preset's resolved configuration to it and
+    REPRODUCE.md's sentences about the preset are written from it, so neither can drift from the page.
+
+    ``cites`` are ``books/FILE:LINE`` (or ``:FIRST-LAST``) in ../shared/books, or the published file the
+    book points to where its code is an image. ``tested``: "last" when the book's figure comes from the
+    weights after its last epoch, "best" when from the best by validation. ``differs``: one line for each
+    thing the preset cannot do as the book does, and why.
+    """
+
+    cites: tuple[str, ...]
+    batch: int
+    epochs: int
+    optimizer: str  # the torch.optim class the book's code builds: "SGD", "Adam", "Adadelta"
+    lr: float
+    tested: str
+    sizes: dict[str, Any] = field(default_factory=dict)  # settings that size the model, as the book has them
+    data: str = ""  # the data and split the book's figure comes from
+    differs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named configuration of a recipe: run flags and settings that replace the recipe's defaults.
 
@@ -143,6 +165,7 @@ class Preset:
     settings: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, float] = field(default_factory=dict)
     note: str = ""  # how the book arrived at its figure, when that matters for comparing
+    book: Book | None = None  # the book's program, for presets that are one
 
 
 @dataclass(frozen=True)

@@ -96,26 +96,48 @@ def load_mnist(data_dir: str | Path, split: str, download: bool = True) -> tuple
 
 
 def mnist_splits(
-    data_dir: str | None, seed: int, bundled: Path | None = None, val_fraction: float = 1 / 12
+    data_dir: str | None,
+    seed: int,
+    bundled: Path | None = None,
+    normalize: bool = True,
+    validation: str = "holdout",
 ) -> tuple[TensorData, TensorData, TensorData]:
-    """MNIST: train, a seeded validation holdout, and test; batches of normalized (B, 1, 28, 28) floats.
+    """MNIST: train, validation and test; batches of (B, 1, 28, 28) floats.
 
     From ``data_dir``, or without one from ``bundled`` (the 12,000-image sample shipped with the
-    toolkit). Decoded once and kept as uint8; batches are slices (see loaders.TensorData), normalized
-    as they are drawn. The holdout is 1/12 of the training images (5,000 of 60,000, the usual size).
+    toolkit). Decoded once and kept as uint8; batches are slices (see loaders.TensorData), converted as
+    they are drawn: standardized, or with ``normalize=False`` in [0, 1] as the books' ``ToTensor`` gives
+    them. ``validation``: "holdout", a seeded twelfth of the training images (5,000 of 60,000);
+    "lightning", Raschka's ``random_split([55000, 5000], seed 1)``; "none", all 60,000 train and the
+    training images are validated on (monitoring only), as the books that hold nothing out.
     """
-
     if not data_dir and bundled is None:
         raise UserError("MNIST: pass --data-dir DIR (torchvision downloads it there when online)")
     log.info("MNIST from %s", data_dir or f"bundled sample {bundled}")
 
     def prepare(split: str) -> TensorData:
         images, labels = load_mnist(data_dir or bundled, split, download=bool(data_dir))
-        return TensorData(images.unsqueeze(1), labels)  # uint8: each batch is normalized as it is drawn
+        return TensorData(images.unsqueeze(1), labels)  # uint8: each batch is converted as it is drawn
 
-    normalize = MNIST_NORMALIZE
-    train, val = holdout_split(prepare("train"), val_fraction, seed)
-    return train.with_transform(normalize), val.with_transform(normalize), prepare("test").with_transform(normalize)
+    convert = mnist_normalize(normalize)
+    train, val = mnist_validation(prepare("train"), validation, seed)
+    return train.with_transform(convert), val.with_transform(convert), prepare("test").with_transform(convert)
+
+
+def mnist_normalize(normalize: bool) -> Normalize:
+    """Standardized with MNIST's mean and std, or ToTensor's [0, 1]."""
+    return Normalize(((MNIST_MEAN,), (MNIST_STD,)) if normalize else ((0.0,), (1.0,)))
+
+
+def mnist_validation(train: TensorData, validation: str, seed: int) -> tuple[TensorData, TensorData]:
+    """(train, val) of the training images, as ``mnist_splits`` describes."""
+    if validation == "none":
+        return train, train
+    if validation == "lightning":  # random_split(lengths=[55000, 5000], seed 1): the last twelfth of randperm
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(1))
+        n_val = round(len(train) / 12)
+        return train.subset(order[:-n_val]), train.subset(order[-n_val:])
+    return holdout_split(train, 1 / 12, seed)  # 5,000 of 60,000
 
 
 CIFAR10_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}

@@ -24,7 +24,18 @@ from ignite.metrics import MeanAbsoluteError, MeanSquaredError
 from ignite.metrics.regression import R2Score
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TensorData, TrainConfig, UserError, holdout_split, recipe_main, setting
+from ignite_lab import (
+    Book,
+    Parts,
+    Preset,
+    Recipe,
+    TensorData,
+    TrainConfig,
+    UserError,
+    holdout_split,
+    recipe_main,
+    setting,
+)
 from ignite_lab.kit.datasets import BUNDLED
 
 YEAR_BOUNDARIES = torch.tensor([73, 76, 79])
@@ -141,6 +152,21 @@ RECIPE = Recipe(
             flags={"epochs": 200, "batch_size": 8, "lr": 1e-3, "test_checkpoint": "last"},
             settings={"split": "book"},
             figures={"test mse": 9.6130, "test mae": 2.1211},
+            book=Book(
+                cites=(
+                    "books/002_a60626adb0267058.txt:1049",
+                    "books/002_a60626adb0267058.txt:1173-1199",
+                    "books/002_a60626adb0267058.txt:1225-1233",
+                    "books/002_a60626adb0267058.txt:1295-1297",
+                ),
+                batch=8,
+                epochs=200,
+                optimizer="SGD",
+                lr=0.001,
+                tested="last",
+                sizes={"hidden1": 8, "hidden2": 4},
+                data="scikit-learn's train_test_split(train_size=0.8, random_state=1) of the 392 complete cars",
+            ),
         )
     },
 )

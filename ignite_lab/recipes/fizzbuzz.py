@@ -18,6 +18,7 @@ from ignite.metrics import Accuracy
 from torch import nn
 
 from ignite_lab import (
+    Book,
     Parts,
     Predictor,
     Preset,
@@ -130,6 +131,16 @@ RECIPE = Recipe(
             flags={"epochs": 500, "batch_size": 64, "lr": 0.01, "test_checkpoint": "last"},
             settings={"data": "book", "loss": "mse", "optimizer": "sgd"},
             note="the book prints per-number predictions and no accuracy",
+            book=Book(
+                cites=("books/001_0223ea76c81a8105.txt:567-585", "books/001_0223ea76c81a8105.txt:590-605"),
+                batch=64,
+                epochs=500,
+                optimizer="SGD",
+                lr=0.01,
+                tested="last",
+                sizes={"hidden": 100, "loss": "mse"},
+                data="integers 0-1023 as 10 bits; trained on 101-1023, tested on 1-100",
+            ),
         )
     },
 )

@@ -32,6 +32,7 @@ from ignite.metrics.confusion_matrix import cmAccuracy
 from torch import nn
 
 from ignite_lab import (
+    Book,
     Parts,
     Predictor,
     Preset,
@@ -306,6 +307,24 @@ RECIPE = Recipe(
             flags={"epochs": 64, "batch_size": 8, "lr": 1e-3, "test_checkpoint": "last"},
             settings={"arch": "book", "classes": "pedestrian", "augment": False, "normalize": "book"},
             note="the chapter prints losses only",
+            book=Book(
+                cites=(
+                    "books/001_0223ea76c81a8105.txt:2070-2110",
+                    "hhsecond/HandsOnDeepLearningWithPytorch 4.ComputerVision/SemSeg/segmentation.py",
+                    "hhsecond/HandsOnDeepLearningWithPytorch 4.ComputerVision/SemSeg/dataset.py",
+                ),
+                batch=8,
+                epochs=64,
+                optimizer="Adam",
+                lr=0.001,
+                tested="last",
+                sizes={"arch": "book", "classes": "pedestrian", "augment": False, "normalize": "book"},
+                data="CamVid 367 training images, pedestrians against the rest, tested on 233",
+                differs=(
+                    "the authors' label files keep pedestrians only; here they are cut from SegNet's 11-class masks",
+                    "the script tests every 50 epochs; here validation runs every epoch (it changes no weights)",
+                ),
+            ),
         )
     },
 )

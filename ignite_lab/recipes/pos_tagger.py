@@ -15,7 +15,7 @@ from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, recipe_main, setting
+from ignite_lab import Book, Parts, Preset, Recipe, RunView, TrainConfig, recipe_main, setting
 from ignite_lab.kit.text import bucket_loader
 
 TRAINING_DATA = [  # the tutorial's: DET determiner, NN noun, V verb
@@ -89,7 +89,25 @@ RECIPE = Recipe(
     epochs=300,
     batch_size=1,
     lr=0.1,
-    presets={"book": Preset(source="PyTorch tutorial, Sequence Models and LSTM Networks: the defaults are its own")},
+    presets={
+        "book": Preset(
+            source="PyTorch tutorial, Sequence Models and LSTM Networks: the defaults, the last model tested",
+            flags={"test_checkpoint": "last"},
+            book=Book(
+                cites=(
+                    "books/003_95ab5c2d176feb33.txt:246-265",
+                    "PyTorch tutorial Sequence Models and Long Short-Term Memory Networks",
+                ),
+                batch=1,
+                epochs=300,
+                optimizer="SGD",
+                lr=0.1,
+                tested="last",
+                sizes={"embed": 6, "hidden": 6},
+                data="the tutorial's two sentences, trained and tested on",
+            ),
+        )
+    },
 )
 
 if __name__ == "__main__":

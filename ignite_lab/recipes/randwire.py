@@ -36,7 +36,7 @@ from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main, run_file, setting
+from ignite_lab import Book, Parts, Preset, Recipe, RunView, TrainConfig, UserError, recipe_main, run_file, setting
 from ignite_lab.kit.datasets import HALF, cifar10_predictor, cifar10_splits
 from ignite_lab.outputs.plots import figure_to_array, pyplot
 
@@ -271,6 +271,26 @@ RECIPE = Recipe(
             settings={"wiring": "book", "node_dropout": 0.3, "dropout": 0.3, "augment": True, "normalize": "book"},
             figures={"test accuracy": 0.6773},
             note="the chapter's best of 5 epochs, picked by test accuracy (epoch 4)",
+            book=Book(
+                cites=(
+                    "books/000_10883caf30acf4d4.txt:453-461",
+                    "books/000_10883caf30acf4d4.txt:609-618",
+                    "books/000_10883caf30acf4d4.txt:651-680",
+                ),
+                batch=64,
+                epochs=5,
+                optimizer="SGD",
+                lr=0.1,
+                tested="best",
+                sizes={"wiring": "book", "nodes": 16, "k": 4, "p": 0.7, "channels": 64},
+                data="CIFAR-10: 50,000 training images; the best of 5 epochs by test accuracy",
+                differs=(
+                    "the chapter picks its best epoch by test accuracy; here by validation on 5,000 held-out images",
+                    "so it trains on 45,000 images, not 50,000",
+                    "the images are the JPEG re-encodes of ../shared/data",
+                    "the random graphs are drawn by networkx with graph_seed 0, not the chapter's unseeded draw",
+                ),
+            ),
         )
     },
 )

@@ -33,7 +33,7 @@ import torch
 from ignite.metrics import Perplexity
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, TrainConfig, recipe_main, setting
+from ignite_lab import Book, Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.kit.datasets import data_file
 from ignite_lab.kit.text import EOS, PAD, SOS, SPECIALS, UNK, Vocab, lm_windows, read_lines, run_vocab
 
@@ -194,6 +194,34 @@ RECIPE = Recipe(
             },
             settings={"tokenizer": "book", "init": "book", "optimizer": "sgd"},
             note="the chapter shows its perplexities as figures only; its notebook prints test perplexity 171.47",
+            book=Book(
+                cites=(
+                    "books/000_10883caf30acf4d4.txt:218-233",
+                    "books/000_10883caf30acf4d4.txt:236-243",
+                    "books/000_10883caf30acf4d4.txt:254-264",
+                    "books/000_10883caf30acf4d4.txt:278",
+                    "books/000_10883caf30acf4d4.txt:285-298",
+                ),
+                batch=32,
+                epochs=5,
+                optimizer="SGD",
+                lr=4.0,
+                tested="last",
+                sizes={
+                    "d_model": 256,
+                    "ff": 256,
+                    "layers": 2,
+                    "heads": 2,
+                    "dropout": 0.25,
+                    "bptt": 64,
+                    "clip": 0.6,
+                    "tokenizer": "book",
+                },
+                data="WikiText-2 as torchtext's legacy WikiText2 reads it: basic_english tokens, <eos> per line",
+                differs=(
+                    "an epoch's last window is dropped when shorter than 64 tokens (the chapter trains on the stub)",
+                ),
+            ),
         ),
     },
 )

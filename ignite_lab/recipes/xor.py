@@ -20,7 +20,7 @@ from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Preset, Recipe, RunView, TensorData, TrainConfig, recipe_main, setting
+from ignite_lab import Book, Parts, Preset, Recipe, RunView, TensorData, TrainConfig, recipe_main, setting
 
 
 @dataclass
@@ -132,11 +132,39 @@ RECIPE = Recipe(
             settings={"data": "book", "hidden_layers": 2, "hidden": 4},
             figures={"train accuracy": 1.0, "val accuracy": 0.95},
             note="read off the chapter's accuracy curves after 200 epochs",
+            book=Book(
+                cites=(
+                    "books/002_a60626adb0267058.txt:355-365",
+                    "books/002_a60626adb0267058.txt:423-435",
+                    "books/002_a60626adb0267058.txt:533-551",
+                ),
+                batch=2,
+                epochs=200,
+                optimizer="SGD",
+                lr=0.015,
+                tested="last",
+                sizes={"hidden_layers": 2, "hidden": 4},
+                data="200 points from numpy seed 1: 100 train, 100 validation",
+            ),
         ),
         "noisy": Preset(
             source="Raschka et al., ch. 13, 'Writing custom layers': NoisyLinear(2, 4, 0.07) as the first layer",
             flags={"epochs": 200, "batch_size": 2, "lr": 0.015, "test_checkpoint": "last"},
             settings={"data": "book", "hidden_layers": 2, "hidden": 4, "noise": 0.07},
+            book=Book(
+                cites=(
+                    "books/002_a60626adb0267058.txt:593-605",
+                    "books/002_a60626adb0267058.txt:815-830",
+                    "books/002_a60626adb0267058.txt:889",
+                ),
+                batch=2,
+                epochs=200,
+                optimizer="SGD",
+                lr=0.015,
+                tested="last",
+                sizes={"hidden_layers": 2, "hidden": 4, "noise": 0.07},
+                data="200 points from numpy seed 1: 100 train, 100 validation",
+            ),
         ),
     },
 )
