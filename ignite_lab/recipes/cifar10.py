@@ -4,7 +4,8 @@
 - ``fast`` (default): three conv-BN-ReLU-pool stages (32, 64, 128 channels) and a linear layer, sized to
   pass 75% test accuracy in 10 minutes on 2 CPU cores (REPRODUCE.md);
 - ``simplecnn``: the chapter's SimpleCNN, conv 3->6 and 6->16 (5x5), fc 120-84-10, which ``--preset book``
-  trains as the chapter does (SGD lr 0.001 momentum 0.9, batches of 100, 2 epochs, no augmentation);
+  trains as the chapter does (SGD lr 0.001 momentum 0.9, batches of 100, 2 epochs, no augmentation, all
+  50,000 images, the conv biases starting at zero as the chapter's own Conv layer has them);
 - ``lenet``: LeNet from PyTorch's building-models tutorial (``mnist``'s, conv 5x5 then 3x3) on 3x32x32 input.
 
 Images are normalized to [-1, 1] as in the chapter. The default differs from the book where we measured

@@ -3,19 +3,23 @@
 An initial block (7x7 conv stride 2 + max pool), four encoder blocks (two ConvBlocks each, with a
 strided residual path), four decoder blocks (1x1 conv, transposed conv to the size of the matching
 encoder output, 1x1 conv) added to that encoder output, and a final block that upsamples twice back
-to the input size. Void pixels (label 11) are ignored by loss and metrics.
+to the input size. CamVid is read in SegNet's layout, images matched to masks by file stem in any
+format PIL reads; void pixels (label 11) are ignored by loss and metrics.
 
-``--set arch=book`` is the chapter's ``SegmentationModel`` as its code has it: every ConvBlock ends in
-ReLU and has a bias, an encoder adds its strided residual before its second pair of convs and returns
-``block2 + block1``, the last decoder has no skip connection, and the final 2x2 transposed conv is
-followed by BatchNorm and ReLU (on the class scores). ``--preset book`` trains it with the chapter's
-Adam (lr 0.001), batches of 8 and 64 epochs.
+``--preset book`` is the chapter's program. ``SegmentationModel`` as its code has it
+(books/001_0223ea76c81a8105.txt:2070-2110): every ConvBlock ends in ReLU and has a bias, an encoder adds
+its strided residual before its second pair of convs and returns ``block2 + block1``, the last decoder
+has no skip connection, and the final 2x2 transposed conv to 2 channels is followed by BatchNorm and
+ReLU. The training is the authors' published script (segmentation.py, dataset.py): pedestrians
+against everything else (their label files keep pedestrians only; here SegNet's class 9 against the
+rest, void included), ToTensor pixels normalized with mean (104.0, 116.7, 122.7) and std 255 as their
+code has it, whole 480x360 images without augmentation, Adam lr 0.001, batches of 8, 64 epochs, the
+last weights tested.
 
-The default (``arch=linknet``) differs from the book in: the LinkNet paper's ResNet-18 blocks (ReLU
-after each residual sum, no bias before BN), a skip at every decoder, and raw class scores from a 3x3
-final transposed conv (which also returns odd image sizes); 30 epochs of 256x256 random crops. Measured
-on the CamVid sample, seed 0, the same 30 epochs: test mIoU 0.304 (default) against 0.292 with
-``--set arch=book``; the book preset's 64 epochs reach 0.330 in twice the time (REPRODUCE.md).
+The default (``arch=linknet``) differs from the book: the 11 CamVid classes, the LinkNet paper's
+ResNet-18 blocks (ReLU after each residual sum, no bias before BN), a skip at every decoder, raw class
+scores from a 3x3 final transposed conv (which also returns odd image sizes), ImageNet's mean and std,
+and 30 epochs of 256x256 random crops with flips.
 """
 
 from __future__ import annotations

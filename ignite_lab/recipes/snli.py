@@ -11,9 +11,15 @@ batched across sentences step by step.
 available offline here, so they start random), the ReLU RNN cell with 1,000 units, a 50-unit
 classifier layer, dropout 0.5, Adam lr 0.01, batches of 64, 10 epochs, the vocabulary of all splits.
 Trained on SNLI's dev split here, that configuration diverges: the loss is NaN at iteration 24 of the
-first epoch, with random embeddings and also with embeddings at GloVe's scale (N(0, 0.4), tried once),
-the mark of a 1,000-unit ReLU recurrence under Adam lr 0.01 without gradient clipping. REPRODUCE.md
-records the failure rather than a tamed book row.
+first epoch, with random embeddings and also with embeddings at GloVe's scale (N(0, 0.4), tried once).
+The data's size is not the cause: 24 batches of 64 are 1,536 pairs, drawn alike from the 10k dev
+pairs or the book's 550k. It is the book's configuration, a 1,000-unit ReLU recurrence under Adam lr
+0.01 without gradient clipping; what remains untested is whether GloVe's own vectors would hold it.
+REPRODUCE.md records the failure rather than a tamed book row.
+
+``--preset spinn`` is the chapter's SPINN (books/001_0223ea76c81a8105.txt:2560-2680): the Tracker LSTM
+with its transition prediction and the TreeLSTM Reduce, sized and trained as the PyTorch examples the
+authors' train.py runs (Adam lr 0.001, batches of 128, d_hidden 150 = d_proj / 2), 5 epochs here.
 
 The default differs from the book where we measured it better (REPRODUCE.md): an LSTM encoder of 128
 units over 100-d embeddings, a 256-unit classifier layer, dropout 0.2, Adam lr 0.001, 5 epochs, and

@@ -2,24 +2,22 @@
 
 Token embedding scaled by sqrt(d_model), sinusoidal positional encoding with dropout, an
 ``nn.TransformerEncoder`` under a causal mask, a linear decoder to the vocabulary. The chapter's
-sizes: d_model 256, feed-forward 256, 2 layers, 2 heads, dropout 0.25, batches of 32 columns,
-windows of 64 tokens, gradient clipping 0.6, 5 epochs.
+sizes (books/000_10883caf30acf4d4.txt:254-264): d_model 256, feed-forward 256, 2 layers, 2 heads,
+dropout 0.25, batches of 32 columns, windows of 64 tokens, gradient clipping 0.6, 5 epochs.
 
-``--preset book`` trains it as the chapter does: torchtext's ``basic_english`` tokens (lowercased,
-punctuation split off, ``"``/``;``/``:`` dropped, lines concatenated without an end token; the same
-2,049,990 training tokens and 28,782-word vocabulary as torchtext), embedding and decoder initialised
-uniform(-0.12, 0.12), SGD lr 4.0 times 0.88 after every epoch, evaluation in batches of 16 columns,
-float32, the last epoch's model tested: test perplexity 175.96 in 79.2 min (REPRODUCE.md, one seed); the
-chapter's notebook prints 171.47.
+``--preset book`` trains it as the chapter does: the tokens of its ``Field(tokenize=basic_english,
+lower=True, eos_token='<eos>', init_token='<sos>')`` over torchtext's legacy ``WikiText2``
+(:218-220), which appends ``<eos>`` after every line: 2,086,708 training tokens and a vocabulary of
+28,785 (the Field's four specials first); embedding and decoder initialised uniform(-0.12, 0.12), SGD
+lr 4.0 times 0.88 after every epoch, evaluation in batches of 16 columns, float32, the last epoch's
+model tested. The chapter shows its perplexities as figures; its notebook prints test perplexity 171.47.
 
-The default is the book's configuration under bf16 autocast, the best checkpoint by validation tested:
-test perplexity 173.56 in 58.7 min, run after the book row on the same idle machine: a quarter less
-time for no worse a perplexity (one seed each; seeds may well move it by the 2.4 between them,
-which is unmeasured). ``--preset adam`` is the default before it (Adam lr 5e-4, per-iteration cosine
-decay, PyTorch's initialisation, WikiText's own cased tokens with ``<eos>`` ending each line): its
-validation perplexity trailed the book configuration's after every epoch
-(385/324/306/298/297 against 335/274/223/202/197, on lowercased WikiText tokens), though its cased
-33,280-word vocabulary makes the figures not comparable token for token.
+The default differs from the book in three ways: bf16 autocast (a training step of 0.76 s against
+float32's 1.11 s), the best checkpoint by validation tested, and ``basic_english`` tokens with no
+``<eos>`` (2,049,990 training tokens, 28,782 words): test perplexity 173.56 in 58.7 min
+(REPRODUCE.md), over a token stream without the line ends, so not comparable token for token with the
+book row. ``--preset adam`` is the default before that one (Adam lr 5e-4, per-iteration cosine decay,
+PyTorch's initialisation, WikiText's own cased tokens with ``<eos>`` ending each line).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from ignite_lab.core.errors import UserError
 from ignite_lab.core.files import write_atomic
 from ignite_lab.core.recipe import Recipe
 from ignite_lab.core.registry import load_recipe, recipe_names
+from ignite_lab.core.settings import complete_settings
 from ignite_lab.outputs.tables import markdown, replace_between
 
 log = logging.getLogger(__name__)
@@ -44,26 +45,35 @@ class Target:
     data: str  # what the runs saw, for the table
     flags: tuple[str, ...] = ()
     seeds: int = 1
+    data_by_preset: tuple[tuple[str, str], ...] = ()  # presets whose split differs from ``data``
 
+    def data_of(self, preset: str) -> str:
+        return dict(self.data_by_preset).get(preset, self.data)
+
+
+MNIST_HELD = "MNIST 55k train / 5k held out / 10k test"
+MNIST_ALL = "MNIST 60k train / 10k test"
+MNIST_PL = "MNIST 55k / 5k random_split(seed 1) / 10k test"
+CIFAR_HELD = "CIFAR-10 45k / 5k held out / 10k test (JPEG re-encode)"
 
 # The folders are those of the datasets' usual names (../shared/data/README.md lists them).
 TARGETS: dict[str, Target] = {
     "fizzbuzz": Target(None, "generated integers", seeds=3),
     "xor": Target(None, "200 generated points", seeds=3),
     "auto_mpg": Target("auto-mpg", "UCI Auto MPG, 392 complete cars", seeds=5),
-    "mnist_mlp": Target("mnist", "MNIST 60k/10k", seeds=3),
-    "mnist": Target("mnist", "MNIST 60k/10k", seeds=3),
-    "mnist_rnn": Target("mnist", "MNIST 60k/10k"),
-    "mnist_lstm": Target("mnist", "MNIST 60k/10k"),
-    "cifar10": Target("cifar10-jpeg", "CIFAR-10 50k/10k (JPEG re-encode)"),
-    "randwire": Target("cifar10-jpeg", "CIFAR-10 50k/10k (JPEG re-encode)"),
+    "mnist_mlp": Target("mnist", MNIST_HELD, seeds=3, data_by_preset=(("book", MNIST_ALL), ("lightning", MNIST_PL))),
+    "mnist": Target("mnist", MNIST_HELD, seeds=3),
+    "mnist_rnn": Target("mnist", MNIST_HELD, data_by_preset=(("book", MNIST_ALL),)),
+    "mnist_lstm": Target("mnist", MNIST_HELD, data_by_preset=(("book", MNIST_ALL),)),
+    "cifar10": Target("cifar10-jpeg", CIFAR_HELD, data_by_preset=(("book", "CIFAR-10 50k/10k (JPEG re-encode)"),)),
+    "randwire": Target("cifar10-jpeg", CIFAR_HELD),
     "linknet": Target("camvid", "CamVid 367/101/233 (SegNet layout)"),
     "transformer_lm": Target("wikitext-2", "WikiText-2 train/valid/test"),
     "char_rnn": Target("tinyshakespeare", "Tiny Shakespeare 90/5/5"),
     "snli": Target(
         "snli", "SNLI trained on DEV (10k; no train split here), tested on test", ("--set", "train_split=dev")
     ),
-    "trec": Target("trec", "TREC 5,452/500", seeds=3),
+    "trec": Target("trec", "TREC 5,452 (10% held out) / 500", seeds=3),
     "pos_tagger": Target(None, "the tutorial's 2 sentences", seeds=3),
 }
 
@@ -224,10 +234,27 @@ def row_of(recipe: Recipe, preset: str, target: Target) -> dict:
         "source": book.source if book else "the recipe's defaults",
         "book": dict(book.figures) if book else {},
         "note": book.note if book else "",
-        "data": target.data,
+        "data": target.data_of(preset),
+        "resolved": resolution(recipe, preset),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": machine(),
     }
+
+
+def resolution(recipe: Recipe, preset: str) -> dict[str, Any]:
+    """What the preset resolves to now (the recipe's flags with the preset's on top, every setting): kept with
+    a row, so a row measured before its configuration changed is shown as such, never as a current figure."""
+    chosen = recipe.presets.get(preset)
+    flags = {**recipe.defaults(), **(chosen.flags if chosen else {})}
+    settings = complete_settings(recipe.settings, chosen.settings if chosen else {}, where=recipe.name)
+    return json.loads(json.dumps({**flags, "settings": settings}, sort_keys=True, default=str))
+
+
+def is_current(row: dict) -> bool:
+    try:
+        return bool(row) and row.get("resolved") == resolution(load_recipe(row["recipe"]), row["preset"])
+    except UserError:  # a recipe or preset that is gone
+        return False
 
 
 def default_key(recipe: Recipe, run: dict) -> str:
@@ -275,20 +302,23 @@ def row_cells(row: dict) -> list[str]:
     ours = "; ".join(f"{k} {fmt(row['ours'][k])}" for k in keys if k in row["ours"])
     if row["note"]:
         book += f" ({row['note']})"
+    tested = TESTED[row["resolved"].get("test_checkpoint", "best")]
     if "failed" in row:
-        cells = [row["recipe"], row["preset"], book, f"failed: {row['failed']}", "-", "-", "-"]
+        cells = [row["recipe"], row["preset"], book, f"failed: {row['failed']}", tested, "-", "-", "-"]
         return [*cells, f"`{row['command']}`", row["data"]]
     wall = f"{row['wall_s']:.0f} s" if row["wall_s"] < 600 else f"{row['wall_s'] / 60:.1f} min"
-    cells = [row["recipe"], row["preset"], book, ours, str(row["epochs"]), wall, f"{row['peak_rss_mb']:.0f} MB"]
+    cells = [row["recipe"], row["preset"], book, ours, tested, str(row["epochs"]), wall, f"{row['peak_rss_mb']:.0f} MB"]
     return [*cells, f"`{row['command']}`", row["data"]]
 
 
-HEADER = ["recipe", "preset", "book figure", "ours", "epochs", "wall", "peak RSS", "command", "data"]
-README_COLUMNS = ["recipe", "preset", "book figure", "ours", "epochs", "wall", "data"]
+TESTED = {"last": "last epoch", "best": "best by validation"}
+HEADER = ["recipe", "preset", "book figure", "ours", "tested", "epochs", "wall", "peak RSS", "command", "data"]
+README_COLUMNS = ["recipe", "preset", "book figure", "ours", "tested", "epochs", "wall", "data"]
 
 
 def markdown_table(rows: dict[str, dict], columns: list[str] = HEADER) -> str:
-    ordered = sorted(rows.values(), key=lambda r: (recipe_order(r["recipe"]), r["preset"] != "book", r["preset"]))
+    current = [r for r in rows.values() if is_current(r)]
+    ordered = sorted(current, key=lambda r: (recipe_order(r["recipe"]), r["preset"] != "book", r["preset"]))
     keep = [HEADER.index(c) for c in columns]
     return markdown(columns, [[row_cells(r)[i] for i in keep] for r in ordered])
 
@@ -299,29 +329,51 @@ def recipe_order(name: str) -> int:
 
 
 def write_table(rows: dict[str, dict], path: Path) -> None:
-    machines = sorted({r["machine"] for r in rows.values()})
-    dates = sorted({r["date"] for r in rows.values()})
+    current = [r for r in rows.values() if is_current(r)]
+    machines = sorted({r["machine"] for r in current})
+    dates = sorted({r["date"] for r in current})
     text = [
         "# Reproducing the books\n",
         "Written by `make reproduce` (`ignite-lab reproduce all --preset all --data-root ../shared/data`); every row",
         "is an ordinary `ignite-lab run` of the command shown. Test figures are on each dataset's test split",
-        "(validation where a recipe has none); `book` presets test the last epoch's model as the books do,",
-        "the others the best checkpoint by validation. Wall time includes start-up, data loading and every",
+        "(validation where a recipe has none), from the weights the `tested` column names: a `book` preset",
+        "tests the weights its book's figure came from. Wall time includes start-up, data loading and every",
         f"evaluation.\n\n- Machine: {'; '.join(machines)}\n- Dates: {', '.join(dates)}\n",
         markdown_table(rows),
         not_reproduced(rows),
+        book_programs(),
     ]
     write_atomic(path, "\n".join(text))
 
 
+def book_programs() -> str:
+    """Each book preset's record in sentences: what it follows, where, and what it cannot do as the book does."""
+    lines = ["## The book presets and their books\n"]
+    for name in sorted(recipe_names(), key=recipe_order):
+        for preset, chosen in load_recipe(name).presets.items():
+            book = chosen.book
+            if book is None:
+                continue
+            weights = "the last epoch's weights" if book.tested == "last" else "the best weights by validation"
+            lines.append(
+                f"- **{name} --preset {preset}**: {chosen.source}. Batch {book.batch}, {book.epochs} epoch(s), "
+                f"{book.optimizer} lr {book.lr:g}, {weights} tested; the book's data: {book.data}. "
+                f"Sources: {', '.join(f'`{c}`' for c in book.cites)}."
+                + "".join(f"\n  - Differs: {line}." for line in book.differs)
+            )
+    return "\n".join(lines) + "\n"
+
+
 def not_reproduced(rows: dict[str, dict]) -> str:
-    """A line naming the presets with no row yet, so a missing figure is never mistaken for a met one."""
+    """A line naming the presets with no current row, so a missing or outdated figure is never taken for one."""
     missing = []
     for name in sorted(recipe_names(), key=recipe_order):
-        presets = [p for p in presets_of(load_recipe(name), "all") if f"{name}/{p}" not in rows]
+        presets = [p for p in presets_of(load_recipe(name), "all") if not is_current(rows.get(f"{name}/{p}", {}))]
         if presets:
             missing.append(f"{name} ({', '.join(presets)})")
-    return f"\nNot reproduced yet: {'; '.join(missing)} (`ignite-lab reproduce NAME`).\n" if missing else ""
+    if not missing:
+        return ""
+    return f"\nNot reproduced with the current configuration: {'; '.join(missing)} (`ignite-lab reproduce NAME`).\n"
 
 
 def update_readme(rows: dict[str, dict], readme: Path) -> None:
