@@ -5,6 +5,9 @@ What a recipe imports from here: ``Recipe``, ``Parts`` and ``Preset`` (what to t
 ``step_output`` (a recipe's own handlers and training step), ``UserError`` (a clear message for bad
 input), ``setting`` (a ``--set`` setting with its range), ``run_file`` (a file ``build`` keeps with
 its run) and ``recipe_main`` (``python my_recipe.py`` runs it with every flag).
+
+From a notebook or script: ``ignite_lab.run(NAME, epochs=3, ...)`` trains and returns a ``Run``;
+``ignite_lab.load(RUN_DIR)`` opens one (see ``ignite_lab.api``).
 """
 
 from ignite_lab.core.config import TrainConfig
@@ -32,6 +35,15 @@ __all__ = [
     "step_output",
 ]
 __version__ = "0.2.0"
+
+
+def __getattr__(name: str):
+    """``ignite_lab.run``, ``ignite_lab.load`` and ``ignite_lab.Run``: the notebook API, imported when first used."""
+    if name in ("run", "load", "Run"):
+        from ignite_lab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'ignite_lab' has no attribute {name!r}")
 
 
 def recipe_main(recipe: Recipe) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,19 +29,33 @@ def pyplot():
     """matplotlib, imported on first use (0.5 s and 30 MB a run that draws nothing yet need not pay)."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:  # in a notebook the kernel's inline backend shows the figures
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
 def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
-    """One panel per metric; each run's train (dashed) and val (solid) lines. ``runs`` maps label -> records."""
+    """``curves_figure`` written to ``path`` as a PNG (atomically)."""
+    fig = curves_figure(runs)
+    if fig is None:
+        return
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
+    finally:
+        pyplot().close(fig)
+
+
+def curves_figure(runs: dict[str, list[dict[str, Any]]]):
+    """One panel per metric; each run's train (dashed) and val (solid) lines. ``runs`` maps label -> records.
+    None when the records hold no metric yet."""
     plt = pyplot()
     per_run = {label: scalar_series(records) for label, records in runs.items()}
     names = sorted({n for s in per_run.values() for n in s}, key=lambda n: (n != "loss", n == "lr", n))
     if not names:
-        return
+        return None
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
@@ -60,11 +75,7 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")
-    finally:
-        plt.close(fig)
+    return fig
 
 
 def draw_curves(runs: dict[str, list[dict[str, Any]]], path: Path) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import ignite.distributed as idist
 import torch
@@ -51,13 +52,14 @@ def backend_for(launch: LaunchConfig) -> str:
     return "nccl" if wants_cuda else "gloo"
 
 
-def launch(recipe: Recipe, request: Request) -> None:
-    """Train here, or in N processes that each load the recipe again from ``request.recipe_ref``."""
+def launch(recipe: Recipe, request: Request) -> Path | None:
+    """Train here, or in N processes that each load the recipe again from ``request.recipe_ref``; the run
+    directory (None in a process torchrun started, which trains one share)."""
     spec = request.launch
     if under_torchrun():
         with idist.Parallel(backend=backend_for(spec)) as parallel:
             parallel.run(worker, request, None)
-        return
+        return None
     nproc = spec.nproc_per_node or 1
     if nproc == 1 and spec.nnodes == 1:
         from ignite_lab.training.loop import train
@@ -68,7 +70,7 @@ def launch(recipe: Recipe, request: Request) -> None:
                 train(recipe, plan, spec, request.dashboard)
             finally:
                 plan.run.unlock()
-        return
+        return plan.run.path
     if backend_for(spec) == "nccl" and nproc > torch.cuda.device_count():
         raise UserError(
             f"--nproc-per-node {nproc} needs {nproc} CUDA devices; this machine has {torch.cuda.device_count()}"
@@ -79,6 +81,7 @@ def launch(recipe: Recipe, request: Request) -> None:
     finally:
         if plan is not None:
             plan.run.unlock()
+    return plan.run.path if plan is not None else None
 
 
 def spawn(request: Request, plan: RunPlan | None) -> None:

@@ -265,6 +265,7 @@ def run_guarded(s: Session, std: Standard, instrument: Callable | None) -> Outco
         plan.run.write_summary(
             {
                 "recipe": plan.config.recipe,
+                "recipe_ref": plan.recipe_ref,
                 "status": Status.RUNNING,
                 "run_dir": str(plan.run.path),
                 "history": [*plan.run.history(), history_event(event, trainer)],
@@ -374,6 +375,7 @@ def finish(s: Session, std: Standard, outcome: Outcome, test: dict | None) -> di
     best, last = (path.name if path else None for path in (std.best_file, std.last_file))
     summary = {
         "recipe": recipe.name,
+        "recipe_ref": plan.recipe_ref,  # a built-in name, or the recipe file's path: how eval and predict find it
         "status": outcome.status,
         "message": outcome.message,
         "run_dir": str(plan.run.path),
