@@ -164,18 +164,29 @@ class ProgressFilter:
 
 
 def attach_progress(trainer: Engine) -> None:
-    """One tqdm bar per epoch that stays on screen as a single line, on a terminal only.
+    """One tqdm bar per epoch that stays on screen as a single line, on a terminal or in a notebook.
 
     Redirected to a file or CI log, a bar becomes thousands of carriage-return updates; the
-    per-epoch log line already says the same there.
+    per-epoch log line already says the same there. In Jupyter, Ignite's bar is tqdm's notebook widget
+    (``tqdm.autonotebook``), which needs ipywidgets.
     """
-    if not (sys.stderr.isatty() or os.environ.get("IGNITE_LAB_PROGRESS") == "1"):  # (benchmarks force it on)
+    forced = os.environ.get("IGNITE_LAB_PROGRESS") == "1"  # (benchmarks force it on)
+    if not (sys.stderr.isatty() or forced or in_notebook()):
         return
     ProgressBar(persist=True, ncols=100).attach(
         trainer,
         output_transform=lambda out: {"loss": out["loss"]},
         event_name=Events.ITERATION_COMPLETED(event_filter=ProgressFilter()),
     )
+
+
+def in_notebook() -> bool:
+    """A Jupyter kernel with ipywidgets, where tqdm's notebook bar can draw."""
+    if "ipykernel" not in sys.modules:
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def checkpointers(
