@@ -54,5 +54,5 @@ def click_type(kind: Any, meta: dict[str, Any]) -> Any:
     if kind is float:
         return click.FloatRange(min=meta["min"], max=meta["max"], min_open=meta["min_open"])
     if meta["path"]:
-        return click.Path(file_okay=False, resolve_path=meta["path"] == "absolute")
+        return click.Path(resolve_path=meta["path"] == "absolute")  # a folder, or a file (a table, a text)
     return str

@@ -52,7 +52,7 @@ def list_recipes() -> None:
 @click.argument("name")
 @click.option("--checkpoint", "checkpoint", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset folder, if not the one used for training.")
+@click.option("--data-dir", type=click.Path(), help="Dataset folder, if not the one used for training.")
 @click.option("--device", default="auto", show_default=True, help="Device to evaluate on.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch (default: the run's).")
 def eval_command(
@@ -94,7 +94,7 @@ def generate_command(name: str, checkpoint: Path, prime: str, length: int, tempe
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes shown per input.")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts instead of a table.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset folder, if not the one used for training.")
+@click.option("--data-dir", type=click.Path(), help="Dataset folder, if not the one used for training.")
 def predict_command(
     name: str, inputs: tuple[str, ...], checkpoint: Path, top_k: int, as_json: bool, device: str, data_dir: str | None
 ) -> None:

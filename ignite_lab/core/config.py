@@ -59,7 +59,9 @@ class TrainConfig:
     batch_size: int = flag(help="Global batch size, split across processes.", min=1)
     lr: float = flag(help="Learning rate.", min=0, min_open=True)
     seed: int = flag(0, "The same seed gives the same run on CPU.")
-    data_dir: str | None = flag(None, "Dataset folder (downloaded there when missing and online).", path="absolute")
+    data_dir: str | None = flag(
+        None, "Dataset folder (downloaded there when missing and online), or a data file (tabular).", path="absolute"
+    )
     lr_schedule: str = flag(
         "none",
         "step: x(lr-gamma) at each third of the epochs; cosine: to 0; plateau: x0.1 after 2 flat epochs; "

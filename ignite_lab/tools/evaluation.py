@@ -29,7 +29,7 @@ def load_for_inference(
     config = checkpoint_config(path, checkpoint, recipe.name, recipe.settings)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)))
-    if config.data_dir and not Path(config.data_dir).is_dir():  # moved, or relative to another folder
+    if config.data_dir and not Path(config.data_dir).exists():  # moved, or relative to another folder
         raise UserError(f"{path} was trained on {config.data_dir}, which is not here: pass --data-dir DIR")
     resolved = resolve_device(device or "auto")
     process = Process.alone(resolved)

@@ -47,9 +47,12 @@ def predict(
 
 
 def answers(predictor: Predictor, names: list[str], scores: torch.Tensor, top_k: int) -> list[dict]:
-    """The files the predictor wrote, or each input's top-k classes with their probabilities."""
+    """The files the predictor wrote, each input's predicted value (a regression), or its top-k classes with
+    their probabilities."""
     if predictor.write is not None:
         return [{"input": name, "wrote": out} for name, out in zip(names, predictor.write(names, scores), strict=True)]
+    if scores.dim() == 1:
+        return [{"input": name, "value": round(float(v), 6)} for name, v in zip(names, scores, strict=True)]
     probabilities = torch.softmax(scores.float(), dim=1)
     classes = predictor.classes or [str(i) for i in range(probabilities.shape[1])]
     top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
@@ -69,6 +72,8 @@ def render(results: list[dict], as_json: bool) -> str:
         return json.dumps(results, indent=1)
     if results and "wrote" in results[0]:
         return format_table(["input", "wrote"], [(r["input"], r["wrote"]) for r in results])
+    if results and "value" in results[0]:
+        return format_table(["input", "predicted"], [(r["input"], f"{r['value']:.4g}") for r in results])
     rows = [(r["input"], *[f"{t['class']} {t['probability']:.3f}" for t in r["top"]]) for r in results]
     k = len(results[0]["top"]) if results else 0
     return format_table(["input", *[f"#{i + 1}" for i in range(k)]], rows)

@@ -1,0 +1,198 @@
+"""A user's own table (CSV, TSV, whitespace columns) as model inputs: read with pandas, every column prepared
+from the training rows only (standardized numbers, missing values imputed and flagged, categories as
+indices), and the preparation kept as JSON with the run so ``predict`` and ``export`` apply the same."""
+
+from __future__ import annotations
+
+import csv
+import shlex
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ignite_lab.core.errors import UserError
+
+log = logging.getLogger(__name__)
+MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "None", "-")
+SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".tab")
+
+
+def read_table(path: Path, delimiter: str = "", header: str = "auto", encoding: str = "utf-8"):
+    """A table file as a pandas DataFrame of strings-or-numbers. ``delimiter``: "" sniffs it (comma, tab,
+    semicolon, pipe; runs of spaces when none fits); "whitespace" or one character. ``header``: "auto"
+    (csv.Sniffer's guess), "first" or "none" (columns are then named 0, 1, 2...)."""
+    import pandas as pd
+
+    try:
+        sample = path.read_bytes()[:65536].decode(encoding)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not {encoding} text (byte {exc.start}): pass --set encoding=NAME") from None
+    if not sample.strip():
+        raise UserError(f"{path} is empty")
+    sep = sniff_delimiter(sample) if not delimiter else delimiter
+    has_header = csv.Sniffer().has_header(sample) if header == "auto" and sep != r"\s+" else header == "first"
+    if header == "auto" and sep == r"\s+":
+        has_header = not any(ch.isdigit() for ch in sample.split("\n", 1)[0])
+    kwargs = {"sep": r"\s+" if sep in ("whitespace", r"\s+") else sep, "header": 0 if has_header else None}
+    try:
+        frame = pd.read_csv(path, encoding=encoding, na_values=list(MISSING), keep_default_na=True, **kwargs)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not {encoding} text (byte {exc.start}): pass --set encoding=NAME") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise UserError(f"{path}: {str(exc).strip()} (set --set delimiter=... if it was guessed wrong)") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise UserError(f"{path} has a header and no rows")
+    return frame
+
+
+def sniff_delimiter(sample: str) -> str:
+    """csv.Sniffer's pick among , tab ; | or runs of whitespace: whichever splits the first lines into the most
+    columns, the same number on every line (UCI files mix spaces and a tab before a quoted name)."""
+    lines = [line for line in sample.splitlines()[:50] if line.strip()][:-1] or sample.splitlines()[:1]
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    except csv.Error:
+        sniffed = None
+
+    def columns(sep: str | None) -> int:
+        if sep is None:
+            return 0
+        try:
+            counts = {
+                len(shlex.split(line)) if sep == "ws" else len(next(csv.reader([line], delimiter=sep)))
+                for line in lines
+            }
+        except ValueError:  # an unbalanced quote
+            return 0
+        return counts.pop() if len(counts) == 1 else 0
+
+    return sniffed if sniffed and columns(sniffed) >= columns("ws") else r"\s+"
+
+
+@dataclass
+class TablePrep:
+    """How raw columns become model inputs, fitted on the training rows."""
+
+    target: str
+    task: str  # "regression" or "classification"
+    numeric: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> (mean, std)
+    flagged: list[str] = field(default_factory=list)  # numeric columns with missing values: a 0/1 column each
+    categorical: dict[str, list[str]] = field(default_factory=dict)  # column -> levels (index 0: unknown/missing)
+    classes: list[str] = field(default_factory=list)  # classification targets, in index order
+    target_scale: tuple[float, float] = (0.0, 1.0)  # regression: (mean, std) of the training targets
+
+    @classmethod
+    def fit(cls, frame, target: str, task: str, max_levels: int) -> TablePrep:
+        prep = cls(target=target, task=task)
+        for column in frame.columns:
+            if column == target:
+                continue
+            values = frame[column]
+            if is_numeric(values):
+                numbers = values.astype(float)
+                std = float(numbers.std()) if numbers.notna().sum() > 1 else 1.0
+                prep.numeric[column] = (float(numbers.mean()) if numbers.notna().any() else 0.0, std or 1.0)
+                if numbers.isna().any():
+                    prep.flagged.append(column)
+                continue
+            levels = sorted(values.dropna().astype(str).unique())
+            if len(levels) > max_levels:
+                log.info("column %r left out: %d distinct values (an identifier?) over max_levels", column, len(levels))
+                continue
+            prep.categorical[column] = levels
+        if task == "classification":
+            prep.classes = sorted(frame[target].dropna().astype(str).unique())
+        else:
+            numbers = frame[target].astype(float)
+            prep.target_scale = (float(numbers.mean()), float(numbers.std()) or 1.0)
+        return prep
+
+    def inputs(self, frame, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(numbers, category indices) of ``frame``'s rows; a column the model needs and ``where`` lacks is named."""
+        missing = [c for c in [*self.numeric, *self.categorical] if c not in frame.columns]
+        if missing:
+            raise UserError(f"{where} has no column {', '.join(map(repr, missing))} (the model was trained with it)")
+        parts = []
+        for column, (mean, std) in self.numeric.items():
+            numbers = to_numbers(frame[column], column, where)
+            parts.append(((numbers.fillna(mean) - mean) / std).to_numpy())
+        for column in self.flagged:
+            parts.append(to_numbers(frame[column], column, where).isna().to_numpy(dtype=float))
+        rows = len(frame)
+        numbers = np.column_stack(parts) if parts else np.zeros((rows, 0))
+        codes = []
+        for column, levels in self.categorical.items():
+            index = {level: i + 1 for i, level in enumerate(levels)}  # 0: a level the training rows lack, or none
+            codes.append(frame[column].map(lambda v, index=index: index.get(str(v), 0) if v == v else 0).to_numpy())
+        categories = np.column_stack(codes) if codes else np.zeros((rows, 0))
+        return torch.tensor(numbers, dtype=torch.float32), torch.tensor(categories, dtype=torch.long)
+
+    def targets(self, frame, where: str) -> torch.Tensor:
+        values = frame[self.target]
+        if values.isna().any():
+            row = int(values.isna().to_numpy().argmax())
+            raise UserError(f"{where}, row {row + 1}: the target {self.target!r} is missing")
+        if self.task == "classification":
+            index = {c: i for i, c in enumerate(self.classes)}
+            unknown = sorted(set(values.astype(str)) - set(index))
+            if unknown:
+                raise UserError(f"{where}: target classes {unknown[:5]} do not occur in the training rows")
+            return torch.tensor([index[v] for v in values.astype(str)])
+        return torch.tensor(to_numbers(values, self.target, where).to_numpy(), dtype=torch.float32)
+
+    @property
+    def width(self) -> int:
+        return len(self.numeric) + len(self.flagged)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "table", **asdict(self)}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> TablePrep:
+        try:
+            raw = json.loads(text)
+            raw.pop("kind", None)
+            prep = cls(**raw)
+            prep.numeric = {k: tuple(v) for k, v in prep.numeric.items()}
+            prep.target_scale = tuple(prep.target_scale)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{where} is not a table preparation ({exc})") from None
+        return prep
+
+
+def is_numeric(values) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def to_numbers(values, column: str, where: str):
+    """A column as floats; a cell that is not a number names its row."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise UserError(f"{where}, row {row + 1}, column {column!r}: {values.iloc[row]!r} is not a number")
+    return numbers.astype(float)
+
+
+def infer_task(values, given: str) -> str:
+    """Classification for text or few whole-number targets, regression otherwise (said in the log)."""
+    if given != "auto":
+        return given
+    if not is_numeric(values):
+        task = "classification"
+    else:
+        whole = values.dropna().map(lambda v: float(v).is_integer()).all()
+        task = "classification" if whole and values.nunique() <= 20 else "regression"
+    log.info("task: %s (inferred from the target's values; set --set task=... to choose)", task)
+    return task
