@@ -5,9 +5,9 @@ indices), and the preparation kept as JSON with the run so ``predict`` and ``exp
 from __future__ import annotations
 
 import csv
-import shlex
 import json
 import logging
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
