@@ -21,7 +21,7 @@ from ignite_lab.cli.flags import options
 from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig, split_fields
 from ignite_lab.core.errors import RunFailed, UserError
 from ignite_lab.core.recipe import Preset, Recipe
-from ignite_lab.core.registry import file_ref, load_recipe, recipe_names
+from ignite_lab.core.registry import file_for, file_ref, load_recipe, recipe_names
 from ignite_lab.core.settings import describe_settings, parse_settings
 from ignite_lab.training.logs import setup_logging
 
@@ -155,5 +155,5 @@ class RecipeGroup(LabGroup):
         return recipe_names()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command:
-        ref = str(Path(cmd_name).resolve()) if cmd_name.endswith(".py") else cmd_name
+        ref = str(Path(cmd_name).resolve()) if cmd_name.endswith(".py") else file_for(cmd_name)
         return self.command_for(load_recipe(ref), ref, cmd_name)

@@ -12,7 +12,7 @@ from ignite_lab.cli.commands import LabGroup, RecipeGroup, parse_request, run_co
 from ignite_lab.cli.sweep_cli import sweep_command
 from ignite_lab.core.config import VISDOM_PORT
 from ignite_lab.core.errors import UserError
-from ignite_lab.core.registry import load_recipe, recipe_module, recipe_names
+from ignite_lab.core.registry import file_for, load_recipe, recipe_module, recipe_names
 from ignite_lab.outputs.tables import format_table
 from ignite_lab.training.logs import setup_logging
 
@@ -126,6 +126,8 @@ def export_command(name: str, checkpoint: Path, fmt: str, out: Path | None) -> N
         f"wrote {done.path} ({fmt}, {batch}); on {done.batch} validation inputs its outputs differ from the model's "
         f"by at most {done.max_difference:.2g} ({TOLERANCE})"
     )
+    for path in done.companions:
+        click.echo(f"wrote {path} (what turns raw inputs into the model's)")
 
 
 @cli.command("profile", context_settings={"ignore_unknown_options": True})
@@ -136,7 +138,7 @@ def profile_command(name: str, iterations: int, flags: tuple[str, ...]) -> None:
     """Profile a few training iterations of NAME (any run flag may follow, e.g. --data-dir, --batch-size)."""
     from ignite_lab.tools.profiling import profile_recipe
 
-    ref = str(Path(name).resolve()) if name.endswith(".py") else name
+    ref = str(Path(name).resolve()) if name.endswith(".py") else file_for(name)
     recipe = load_recipe(ref)
     command = run_command(recipe, ref)
     ctx = command.make_context(f"profile {name}", [*flags, "--epochs", "1", "--limit-batches", str(iterations)])
@@ -172,9 +174,13 @@ def copy_command(name: str, dest: Path, force: bool) -> None:
         raise UserError(f"{dest}: the copy must be a .py file whose name is a Python identifier (the recipe's name)")
     if dest.exists() and not force:
         raise UserError(f"{dest} exists; pass --force to overwrite it")
-    source = Path(recipe_module(name).__file__)
+    ref = file_for(name)
+    source = Path(ref) if ref.endswith(".py") else Path(recipe_module(ref).__file__)
+    if not source.is_file():
+        raise UserError(f"recipe file {source} does not exist")
+    origin = f"ignite-lab's recipes/{source.name}" if not ref.endswith(".py") else str(source)
     header = (
-        f"# Copied from ignite-lab's recipes/{source.name}: recipe {dest.stem!r}, named after this file.\n"
+        f"# Copied from {origin}: recipe {dest.stem!r}, named after this file.\n"
         f"# RECIPE's summary and dataset below still describe {name}; change them to describe yours.\n"
     )
     try:

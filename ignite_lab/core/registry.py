@@ -62,12 +62,17 @@ def recipe_module(name: str) -> ModuleType:
     if name not in names:
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise UserError(f"unknown recipe {name!r}.{hint} Known recipes: {', '.join(names)} (see: ignite-lab list)")
+        raise UserError(
+            f"unknown recipe {name!r}.{hint} Known recipes: {', '.join(names)} (see: ignite-lab list); "
+            "a recipe file's path works too (my_recipe.py)"
+        )
     return importlib.import_module(f"{BUILT_IN}.{name}")
 
 
 def load_recipe(ref: str) -> Recipe:
-    """A recipe by name, or from a ``.py`` file (for example one made with ``ignite-lab copy``)."""
+    """A recipe by name, or from a ``.py`` file (for example one made with ``ignite-lab copy``); a name that is
+    no built-in recipe but names ``NAME.py`` here is that file."""
+    ref = file_for(ref)
     if not ref.endswith(".py"):
         return named(recipe_module(ref), ref, f"{BUILT_IN}.{ref}")
     path = Path(ref).expanduser()
@@ -80,6 +85,14 @@ def load_recipe(ref: str) -> Recipe:
     sys.modules[spec.name] = module  # dataclasses (and pickling) look their module up there
     spec.loader.exec_module(module)
     return named(module, path.stem, str(path))
+
+
+def file_for(ref: str) -> str:
+    """``NAME`` -> the absolute path of ``NAME.py`` in the working folder, when NAME is no built-in recipe."""
+    if ref.endswith(".py") or ref in recipe_names() or not ref.isidentifier():
+        return ref
+    path = Path(f"{ref}.py")
+    return str(path.resolve()) if path.is_file() else ref
 
 
 def file_ref(recipe: Recipe) -> str:

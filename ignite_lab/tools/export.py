@@ -19,7 +19,7 @@ import torch
 from ignite.utils import apply_to_tensor
 
 from ignite_lab.core.errors import UserError
-from ignite_lab.core.files import new_temporary
+from ignite_lab.core.files import new_temporary, write_atomic
 from ignite_lab.core.recipe import Recipe
 from ignite_lab.tools.evaluation import load_for_inference
 from ignite_lab.training.checkpoints import run_dir_of
@@ -37,6 +37,7 @@ class Exported:
     max_difference: float
     batch: int
     dynamic_batch: bool
+    companions: list[Path]  # what turns raw inputs into the model's: beside the model, named after it
 
 
 def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) -> Exported:
@@ -81,7 +82,28 @@ def export(recipe: Recipe, checkpoint: Path, fmt: str, out: Path | None = None) 
         raise UserError(f"{recipe.name} does not export to {fmt}: {type(exc).__name__}: {first_line(exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return Exported(out, difference, batch_size(x), dynamic)
+    return Exported(out, difference, batch_size(x), dynamic, companions(run_dir_of(checkpoint), out, fmt))
+
+
+COMPANIONS = ("preprocess.json", "tokenizer.json", "labels.json", "vocab.json")
+
+
+def companions(run: Path, out: Path, fmt: str) -> list[Path]:
+    """The run's files that turn raw input into model input (preprocess.json: image size and normalization, or a
+    table's columns; tokenizer.json; labels.json; vocab.json), copied beside the model as NAME.<file>, so the
+    model runs from those files alone."""
+    stem = out.name.removesuffix(SUFFIXES[fmt]) if out.name.endswith(SUFFIXES[fmt]) else out.stem
+    written = []
+    for name in COMPANIONS:
+        source = run / name
+        if source.is_file():
+            target = out.with_name(f"{stem}.{name}")
+            try:
+                write_atomic(target, source.read_bytes())
+            except OSError as exc:
+                raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+            written.append(target)
+    return written
 
 
 def reversed_batch(x: Any) -> Any:
