@@ -49,13 +49,17 @@ def read_table(path: Path, delimiter: str = "", header: str = "auto", encoding: 
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise UserError(f"{path} has a header and no rows")
+    for column in frame.columns:
+        if not is_numeric(frame[column]):
+            check_mostly_numbers(frame[column], column, str(path))
     return frame
 
 
 def sniff_delimiter(sample: str) -> str:
     """csv.Sniffer's pick among , tab ; | or runs of whitespace: whichever splits the first lines into the most
     columns, the same number on every line (UCI files mix spaces and a tab before a quoted name)."""
-    lines = [line for line in sample.splitlines()[:50] if line.strip()][:-1] or sample.splitlines()[:1]
+    rows = sample.replace("\r\n", "\n").split("\n")  # CSV's line ends only, not every Unicode line break
+    lines = [line for line in rows[:50] if line.strip()][:-1] or rows[:1]
     try:
         sniffed = csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
     except csv.Error:
@@ -90,13 +94,17 @@ class TablePrep:
 
     @classmethod
     def fit(cls, frame, target: str, task: str, max_levels: int) -> TablePrep:
+        if target not in frame.columns:
+            raise UserError(
+                f"--set target={target}: no such column (the columns: {', '.join(map(str, frame.columns))})"
+            )
         prep = cls(target=target, task=task)
         for column in frame.columns:
             if column == target:
                 continue
             values = frame[column]
             if is_numeric(values):
-                numbers = values.astype(float)
+                numbers = to_numbers(values, column, "the training rows")
                 std = float(numbers.std()) if numbers.notna().sum() > 1 else 1.0
                 prep.numeric[column] = (float(numbers.mean()) if numbers.notna().any() else 0.0, std or 1.0)
                 if numbers.isna().any():
@@ -137,7 +145,7 @@ class TablePrep:
     def targets(self, frame, where: str) -> torch.Tensor:
         values = frame[self.target]
         if values.isna().any():
-            row = int(values.isna().to_numpy().argmax())
+            row = values.index[int(values.isna().to_numpy().argmax())]
             raise UserError(f"{where}, row {row + 1}: the target {self.target!r} is missing")
         if self.task == "classification":
             index = {c: i for i, c in enumerate(self.classes)}
@@ -174,15 +182,34 @@ def is_numeric(values) -> bool:
 
 
 def to_numbers(values, column: str, where: str):
-    """A column as floats; a cell that is not a number names its row."""
+    """A column as floats; a cell that is not a number names its row (its place in the file's rows)."""
     import pandas as pd
 
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() & values.notna()
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    bad = (numbers.isna() & values.notna()) | numbers.isin([float("inf"), float("-inf")])
     if bad.any():
-        row = int(bad.to_numpy().argmax())
-        raise UserError(f"{where}, row {row + 1}, column {column!r}: {values.iloc[row]!r} is not a number")
-    return numbers.astype(float)
+        raise not_a_number(values, bad, column, where)
+    return numbers
+
+
+def check_mostly_numbers(values, column: str, where: str) -> None:
+    """A column of numbers but for a few cells is a typo, not a text column: name the first stray cell."""
+    import pandas as pd
+
+    present = values.dropna()
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.notna().sum() >= 4 and numbers.notna().mean() >= 0.8 and numbers.isna().any():
+        raise not_a_number(present, numbers.isna(), column, where)
+
+
+def not_a_number(values, bad, column: str, where: str) -> UserError:
+    position = int(bad.to_numpy().argmax())
+    row = values.index[position]
+    row = row + 1 if isinstance(row, int) else row
+    return UserError(
+        f"{where}, row {row}, column {column!r}: {values.iloc[position]!r} is not a finite number "
+        "(fix the cell, or leave it empty for a missing value)"
+    )
 
 
 def infer_task(values, given: str) -> str:

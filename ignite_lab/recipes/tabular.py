@@ -122,10 +122,11 @@ def build(config: TrainConfig, s: Settings) -> Parts:
     if target not in train.columns:
         raise UserError(f"--set target={target}: no such column (the columns: {', '.join(map(str, train.columns))})")
     kept = [c for c in train.columns if c not in dropped]
+    where = str(config.data_dir)
     prep = TablePrep.from_json(
-        run_file(config, "preprocess.json", lambda: fit(train[kept], target, s).to_json()), Path("preprocess.json")
+        run_file(config, "preprocess.json", lambda: fit(train[kept], target, s).to_json()),
+        Path("preprocess.json"),
     )
-    where = config.data_dir
 
     def data(frame) -> TensorData:
         return TensorData(*prep.inputs(frame, where), prep.targets(frame, where), transform=as_pair)
@@ -134,9 +135,11 @@ def build(config: TrainConfig, s: Settings) -> Parts:
     classify = prep.task == "classification"
 
     def read(inputs: list[str]):
-        frame = read_table(Path(inputs[0]), s.delimiter, s.header, s.encoding) if len(inputs) == 1 else None
-        if frame is None:
+        if len(inputs) != 1:
             raise UserError("predict tabular takes one table file of rows (the target column may be left out)")
+        named = not all(c.isdigit() for c in [*prep.numeric, *prep.categorical])  # trained with a header line
+        header = s.header if s.header != "auto" else ("first" if named else "none")
+        frame = read_table(Path(inputs[0]), s.delimiter, header, s.encoding)
         return [f"row {i + 1}" for i in range(len(frame))], prep.inputs(frame, inputs[0])
 
     return Parts(

@@ -1,0 +1,240 @@
+"""A user's own data with no code: image folders, a table, labelled sentences. Each trains, evaluates,
+predicts and exports from the command line; bad files get one line naming the file, row or column."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import ignite_lab, only_run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from ignite_lab.core.errors import UserError
+from ignite_lab.kit.tables import TablePrep, read_table
+
+
+def make_photos(root, per_class: int = 6, modes=("RGB", "L", "RGBA"), sizes=((40, 30), (24, 48), (33, 33))):
+    """Class folders of images in several sizes, modes and formats; each class its own colour."""
+    colours = {"cats": (200, 40, 40), "dogs": (40, 200, 40), "owls": (40, 40, 200)}
+    for c, (name, colour) in enumerate(colours.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            size, mode = sizes[i % len(sizes)], modes[(i + c) % len(modes)]
+            pixels = np.full((size[1], size[0], 3), colour, dtype=np.uint8) + np.random.default_rng(i).integers(
+                0, 30, (size[1], size[0], 3), dtype=np.uint8
+            )
+            image = Image.fromarray(pixels).convert(mode)
+            image.save(root / name / f"{i}.{('png', 'jpg', 'webp')[i % 3] if mode != 'RGBA' else 'png'}")
+    return root
+
+
+def test_image_folders_train_eval_predict_and_export_with_their_preprocessing(tmp_path):
+    photos = make_photos(tmp_path / "photos")
+    out = tmp_path / "runs"
+    result = ignite_lab(
+        "run", "image_folder", "--data-dir", photos, "--set", "size=16", "--epochs", "2", "--output-dir", out
+    )
+    assert result.returncode == 0, result.stderr
+    run = only_run(out, "image_folder")
+    prep = json.loads((run / "preprocess.json").read_text())
+    assert prep["classes"] == ["cats", "dogs", "owls"] and prep["size"] == 16
+    best = next((run / "checkpoints").glob("best_*.pt"))
+    answer = ignite_lab("predict", "image_folder", "--checkpoint", best, photos / "owls", "--json")
+    assert answer.returncode == 0, answer.stderr
+    assert {r["top"][0]["class"] for r in json.loads(answer.stdout)} <= set(prep["classes"])
+    exported = ignite_lab(
+        "export", "image_folder", "--checkpoint", best, "--format", "onnx", "--out", tmp_path / "model.onnx"
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "model.preprocess.json").read_text()) == prep  # the model travels with it
+
+
+def test_pretrained_weights_come_from_the_torch_cache_or_a_clear_line(tmp_path):
+    import torchvision
+
+    photos = make_photos(tmp_path / "photos", per_class=3)
+    cache = tmp_path / "torch"
+    offline = {"TORCH_HOME": str(cache), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    args = [
+        "run",
+        "image_folder",
+        "--data-dir",
+        photos,
+        "--set",
+        "pretrained=resnet18",
+        "--set",
+        "size=32",
+        "--epochs",
+        "1",
+        "--output-dir",
+        tmp_path / "runs",
+    ]
+    missing = ignite_lab(*args, env={**os.environ, **offline})
+    assert missing.returncode == 2 and "pretrained=resnet18" in missing.stderr and str(cache) in missing.stderr
+    assert "Traceback" not in missing.stderr
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    (cache / "hub" / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.save(torchvision.models.resnet18().state_dict(), cache / "hub" / "checkpoints" / weights.url.split("/")[-1])
+    cached = ignite_lab(*args, env={**os.environ, **offline})
+    assert cached.returncode == 0, cached.stderr
+
+
+def write_cars(path, rows: int = 80, header: bool = True):
+    rng = np.random.default_rng(0)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, delimiter=";")
+        if header:
+            writer.writerow(["weight", "origin", "name", "mpg"])
+        for i in range(rows):
+            weight = rng.uniform(1500, 4500)
+            origin = ["usa", "europe", "japan"][i % 3]
+            cell = "" if i % 10 == 0 else f"{weight:.1f}"  # missing values the model must impute and flag
+            writer.writerow([cell, origin, f"car {i}", f"{40 - weight / 200 + (i % 3):.2f}"])
+
+
+def test_a_table_trains_a_regression_and_predicts_in_its_units(tmp_path):
+    data = tmp_path / "cars.csv"
+    write_cars(data)
+    out = tmp_path / "runs"
+    result = ignite_lab(
+        "run", "tabular", "--data-dir", data, "--set", "target=mpg", "--epochs", "3", "--output-dir", out
+    )
+    assert result.returncode == 0, result.stderr
+    assert "task: regression" in result.stderr and "'name' left out" in result.stderr
+    run = only_run(out, "tabular")
+    prep = json.loads((run / "preprocess.json").read_text())
+    assert prep["flagged"] == ["weight"] and prep["categorical"] == {"origin": ["europe", "japan", "usa"]}
+    assert {"mse", "rmse", "mae"} <= set(json.loads((run / "summary.json").read_text())["test"])
+    rows = tmp_path / "new.csv"
+    rows.write_text("weight;origin\n2000;japan\n;mars\n")  # a missing weight and an origin never seen
+    best = next((run / "checkpoints").glob("best_*.pt"))
+    answer = ignite_lab("predict", "tabular", "--checkpoint", best, rows, "--json")
+    assert answer.returncode == 0, answer.stderr
+    assert [r["input"] for r in json.loads(answer.stdout)] == ["row 1", "row 2"]
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "expected"),
+    [
+        ("a,b\n1,2\n", ["--set", "target=c"], "--set target=c: no such column"),
+        (
+            "a,b\n1,2\n2,3\n3,x\n4,5\n5,6\n6,7\n",
+            ["--set", "target=a", "--set", "task=regression"],
+            "row 3, column 'b': 'x' is not",
+        ),
+        ("", [], "is empty"),
+        (b"a,b\n1,\xff\n", [], "--set encoding="),
+    ],
+    ids=["no-such-target", "text-in-a-number-column", "empty", "not-utf8"],
+)
+def test_a_bad_table_is_one_line_naming_the_file_and_the_fix(tmp_path, content, args, expected):
+    data = tmp_path / "bad.csv"
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = ignite_lab("run", "tabular", "--data-dir", data, *args, "--epochs", "1", "--output-dir", tmp_path / "r")
+    assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+cells = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32), st.text(max_size=6), st.none())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(cells, cells, st.sampled_from(["yes", "no"])), min_size=2, max_size=12))
+def test_any_table_is_prepared_or_refused_with_a_clear_error(tmp_path, rows):
+    """Whatever the cells, a table becomes finite inputs or a UserError, never a crash or a NaN."""
+    path = tmp_path / "t.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["x", "y", "label"])
+        writer.writerows([["" if c is None else c for c in row] for row in rows])
+    try:
+        frame = read_table(path, header="first")
+        prep = TablePrep.fit(frame, "label", "classification", max_levels=50)
+        numbers, codes = prep.inputs(frame, str(path))
+        targets = prep.targets(frame, str(path))
+    except UserError as exc:
+        assert str(path) in exc.message or "column" in exc.message
+        return
+    assert torch.isfinite(numbers).all() and len(codes) == len(targets) == len(frame)
+
+
+def write_reviews(folder, rows: int = 120):
+    folder.mkdir()
+    good, bad = ["a fine warm film", "loved every minute"], ["a dull cold film", "hated every minute"]
+    with open(folder / "train.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "review", "stars", "movie"])
+        for i in range(rows):
+            writer.writerow(
+                [i, (good if i % 2 else bad)[i % 2] + f", take {i % 5}", "5" if i % 2 else "1", f"m{i % 12}"]
+            )
+    with open(folder / "test.jsonl", "w") as f:
+        for i in range(20):
+            f.write(json.dumps({"review": (good if i % 2 else bad)[0], "stars": "5" if i % 2 else "1"}) + "\n")
+
+
+def test_labelled_sentences_train_with_their_tokenizer_and_export_it(tmp_path):
+    data = tmp_path / "reviews"
+    write_reviews(data)
+    out = tmp_path / "runs"
+    result = ignite_lab(
+        "run", "text_classifier", "--data-dir", data, "--set", "group=movie", "--epochs", "2", "--output-dir", out
+    )
+    assert result.returncode == 0, result.stderr
+    assert "text column 'review', label column 'stars'" in result.stderr
+    run = only_run(out, "text_classifier")
+    assert json.loads((run / "labels.json").read_text()) == ["1", "5"] and (run / "tokenizer.json").is_file()
+    best = next((run / "checkpoints").glob("best_*.pt"))
+    answer = ignite_lab("predict", "text_classifier", "--checkpoint", best, "a fine film", "--json")
+    assert answer.returncode == 0, answer.stderr and json.loads(answer.stdout)[0]["top"][0]["class"] in ("1", "5")
+    exported = ignite_lab(
+        "export",
+        "text_classifier",
+        "--checkpoint",
+        best,
+        "--format",
+        "torchscript",
+        "--out",
+        tmp_path / "clf.torchscript.pt",
+    )
+    assert exported.returncode == 0, exported.stderr
+    from tokenizers import Tokenizer  # the exported model and its tokenizer classify a sentence on their own
+
+    tokenizer = Tokenizer.from_file(str(tmp_path / "clf.tokenizer.json"))
+    ids = torch.tensor([tokenizer.encode("a fine film").ids])
+    model = torch.jit.load(str(tmp_path / "clf.torchscript.pt"))
+    assert model((ids, torch.tensor([ids.shape[1]]))).shape == (1, 2)
+
+
+def test_a_group_never_spans_training_and_validation():
+    import pandas as pd
+
+    from ignite_lab.kit.sentences import group_split
+
+    groups = pd.Series([f"g{i % 7}" for i in range(70)])
+    kept, held = group_split(list(range(70)), 0.3, seed=3, groups=groups)
+    assert set(groups[kept]).isdisjoint(set(groups[held])) and sorted(kept + held) == list(range(70))
+
+
+def test_a_label_unseen_in_training_names_its_file_and_row(tmp_path):
+    data = tmp_path / "reviews"
+    write_reviews(data)
+    with open(data / "test.jsonl", "a") as f:
+        f.write(json.dumps({"review": "meh", "stars": "3"}) + "\n")
+    result = ignite_lab("run", "text_classifier", "--data-dir", data, "--epochs", "1", "--output-dir", tmp_path / "r")
+    assert result.returncode == 2 and "test.jsonl, row 21: label '3'" in result.stderr, result.stderr
+
+
+def test_a_recipe_file_is_found_by_its_name_in_the_working_folder(tmp_path):
+    copied = ignite_lab("copy", "xor", tmp_path / "mine.py", cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    trained = ignite_lab("run", "mine", "--epochs", "1", "--output-dir", tmp_path / "runs", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    best = next((tmp_path / "runs" / "mine").glob("*/checkpoints/best_*.pt"))
+    scored = ignite_lab("eval", "mine", "--checkpoint", best, "--split", "val", cwd=tmp_path)
+    assert scored.returncode == 0 and "accuracy" in scored.stdout, scored.stderr
