@@ -284,3 +284,30 @@ def test_every_built_in_recipe_copies_to_a_file_that_loads_on_its_own(run_cli, t
     )
     proc = run_process(sys.executable, "-c", script, *sorted(tmp_path.glob("my_*.py")), cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == str(len(names)), proc.stderr
+
+
+def test_the_users_thread_count_is_respected_and_said(tmp_path):
+    """OMP_NUM_THREADS stands unless --threads says otherwise; the count is in the first line and the summary."""
+    import json
+    import os
+
+    from conftest import ignite_lab
+
+    one = ignite_lab(
+        "run", "xor", "--epochs", "1", "--output-dir", tmp_path / "a", env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert one.returncode == 0 and "xor on cpu, 1 CPU thread(s)" in one.stderr, one.stderr
+    two = ignite_lab(
+        "run",
+        "xor",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+        "--output-dir",
+        tmp_path / "b",
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert two.returncode == 0, two.stderr
+    threads = [json.loads(p.read_text())["threads"] for p in sorted(tmp_path.glob("*/xor/*/summary.json"))]
+    assert threads == [1, 2]

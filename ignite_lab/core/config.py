@@ -147,6 +147,11 @@ class LaunchConfig:
     """How and where this invocation runs; not part of what the run learns, so not saved with it."""
 
     device: str = flag("auto", "auto, cpu, cuda, cuda:N or mps.")
+    threads: int | None = flag(
+        None,
+        "CPU threads per process (default: OMP_NUM_THREADS if set, else the cores shared by the processes).",
+        min=1,
+    )
     output_dir: str = flag("runs", "Where run directories go.", path=True)
     resume: str | None = flag(None, "Continue a checkpoint, a run directory, or the newest run.", metavar="PATH|auto")
     checkpoint_every: int | None = flag(None, "Also save the last checkpoint every N iterations.", min=1, metavar="N")

@@ -64,6 +64,7 @@ def launch(recipe: Recipe, request: Request) -> Path | None:
     if nproc == 1 and spec.nnodes == 1:
         from ignite_lab.training.loop import train
 
+        set_threads(spec.threads, 1)
         with interrupting_before_training():
             plan = settle(recipe, request.config, spec, request.given, request.recipe_ref)
             try:
@@ -82,6 +83,14 @@ def launch(recipe: Recipe, request: Request) -> Path | None:
         if plan is not None:
             plan.run.unlock()
     return plan.run.path if plan is not None else None
+
+
+def set_threads(threads: int | None, processes: int) -> int:
+    """--threads, else the user's OMP_NUM_THREADS (torch read it at start), else the cores shared by the processes."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // processes))
+    return torch.get_num_threads()
 
 
 def spawn(request: Request, plan: RunPlan | None) -> None:
@@ -109,8 +118,7 @@ def worker(local_rank: int, request: Request, plan: dict | None) -> None:
 
     rank = idist.get_rank()
     setup_logging(logging.INFO if rank == 0 else logging.WARNING)
-    if not os.environ.get("OMP_NUM_THREADS"):  # the user's own count stands; else the processes share the cores
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
+    set_threads(request.launch.threads, idist.get_nproc_per_node())
     try:
         recipe = load_recipe(request.recipe_ref)
         shared = share_plan(recipe, request, plan)

@@ -74,6 +74,9 @@ def train(
     # the process and its device
     process = setup_process(plan.config, launch.device)
     with log_to_file(plan.run.log) if process.main else contextlib.nullcontext():
+        if process.main:
+            processes = f" in each of {process.world} processes" if process.world > 1 else ""
+            log.info("%s on %s, %d CPU thread(s)%s", recipe.name, process.device, torch.get_num_threads(), processes)
         with failing_before_training(plan, process):
             # the recipe's parts, and their loaders
             parts, model = build_parts(recipe, plan.config, process)
@@ -389,6 +392,7 @@ def finish(s: Session, std: Standard, outcome: Outcome, test: dict | None) -> di
         "wall_time_s": round(std.recorder.elapsed(), 2),
         "samples_per_s": round(samples / std.throughput.seconds, 1) if std.throughput.seconds else None,
         "device": str(process.device),
+        "threads": torch.get_num_threads(),
         "processes": process.world,
         "peak_rss_mb": peak_rss_mb(),
     }
