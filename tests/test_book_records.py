@@ -52,8 +52,11 @@ def resolved(name: str, preset: str) -> tuple[dict, dict]:
     return {**recipe.defaults(), **chosen.flags}, complete_settings(recipe.settings, chosen.settings, where=name)
 
 
-def test_every_recipe_has_a_book_preset_with_its_record():
-    for name in recipe_names():
+def test_every_recipe_of_the_books_has_a_book_preset_with_its_record():
+    from ignite_lab.tools.reproduce import book_recipes
+
+    assert set(recipe_names()) - set(book_recipes()) == {"image_folder", "tabular", "text_classifier"}
+    for name in book_recipes():
         assert load_recipe(name).presets["book"].book is not None, name
 
 

@@ -53,6 +53,15 @@ def test_image_folders_train_eval_predict_and_export_with_their_preprocessing(tm
     )
     assert exported.returncode == 0, exported.stderr
     assert json.loads((tmp_path / "model.preprocess.json").read_text()) == prep  # the model travels with it
+    # the README's dozen lines classify an image from those two files alone, as predict does
+    import onnxruntime
+
+    image = Image.open(photos / "owls" / "0.png").convert("RGB").resize((prep["size"], prep["size"]), Image.BILINEAR)
+    x = (np.asarray(image, np.float32) / 255 - prep["mean"]) / prep["std"]
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    scores = session.run(None, {session.get_inputs()[0].name: x.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+    said = ignite_lab("predict", "image_folder", "--checkpoint", best, photos / "owls" / "0.png", "--json")
+    assert prep["classes"][int(scores.argmax())] == json.loads(said.stdout)[0]["top"][0]["class"]
 
 
 def test_pretrained_weights_come_from_the_torch_cache_or_a_clear_line(tmp_path):

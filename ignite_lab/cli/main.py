@@ -156,9 +156,9 @@ def reproduce_command(
     name: str, preset: str, data_root: Path | None, output_dir: Path, table: Path, seeds: int | None
 ) -> None:
     """Run recipe NAME (or all) on its real data by preset and update the REPRODUCE.md table."""
-    from ignite_lab.tools.reproduce import reproduce
+    from ignite_lab.tools.reproduce import book_recipes, reproduce
 
-    names = recipe_names() if name == "all" else [load_recipe(name).name]
+    names = book_recipes() if name == "all" else [load_recipe(name).name]
     reproduce(names, preset, data_root, output_dir, table, seeds)
 
     click.echo(f"table: {table}")

@@ -78,6 +78,11 @@ TARGETS: dict[str, Target] = {
 }
 
 
+def book_recipes() -> list[str]:
+    """The recipes that come from the books (those with a ``book`` preset); the general ones train the user's data."""
+    return [name for name in recipe_names() if "book" in load_recipe(name).presets]
+
+
 def presets_of(recipe: Recipe, which: str) -> list[str]:
     names = ["default", *recipe.presets]
     if which == "all":
@@ -367,7 +372,7 @@ def book_programs() -> str:
 def not_reproduced(rows: dict[str, dict]) -> str:
     """A line naming the presets with no current row, so a missing or outdated figure is never taken for one."""
     missing = []
-    for name in sorted(recipe_names(), key=recipe_order):
+    for name in sorted(book_recipes(), key=recipe_order):
         presets = [p for p in presets_of(load_recipe(name), "all") if not is_current(rows.get(f"{name}/{p}", {}))]
         if presets:
             missing.append(f"{name} ({', '.join(presets)})")
