@@ -103,8 +103,9 @@ def test_xor_capacity_and_noisy_layer_and_the_decision_regions(run_cli, tmp_path
 
 
 def test_lenet_convnet_and_book_architectures_have_the_books_shapes():
+    from ignite_lab.kit.models import LeNet
     from ignite_lab.recipes.linknet import BookSegmentationModel, LinkNet
-    from ignite_lab.recipes.mnist import ConvNet, LeNet
+    from ignite_lab.recipes.mnist import ConvNet
     from ignite_lab.recipes.randwire import RandWireNN, Settings
 
     lenet = LeNet()

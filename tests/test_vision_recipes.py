@@ -40,14 +40,14 @@ def test_sequence_recipes_read_rows_and_learn(run_cli, tiny_mnist, tmp_path, rec
 
 
 def test_recurrent_models_are_the_textbook_shapes():
-    from ignite_lab.recipes.mnist_lstm import RowLSTM
-    from ignite_lab.recipes.mnist_rnn import RowClassifier
+    from ignite_lab.kit.models import RowClassifier
 
     rnn = RowClassifier("rnn", 100, 2)
     assert isinstance(rnn.rnn, torch.nn.RNN) and rnn.rnn.num_layers == 2 and rnn.rnn.hidden_size == 100
     assert rnn.rnn.batch_first and rnn(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
-    lstm = RowLSTM(100, 1)
-    assert isinstance(lstm.lstm, torch.nn.LSTM) and lstm.lstm.num_layers == 1 and lstm.lstm.hidden_size == 100
+    lstm = RowClassifier("lstm", 100, 1)  # the chapter's single-layer LSTM (the text prints its six tensors)
+    assert isinstance(lstm.rnn, torch.nn.LSTM) and lstm.rnn.num_layers == 1 and lstm.rnn.hidden_size == 100
+    assert [tuple(p.shape) for p in lstm.parameters()][:2] == [(400, 28), (400, 100)]
     assert lstm(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
 
 

@@ -17,11 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import click
-
 from ignite_lab.core.config import TrainConfig
 from ignite_lab.core.errors import UserError
-from ignite_lab.core.registry import load_recipe
+from ignite_lab.core.registry import file_for, load_recipe
 from ignite_lab.training.rundir import RunDir
 
 
@@ -31,19 +29,15 @@ def run(recipe: str, *, settings: dict[str, Any] | None = None, **flags: Any) ->
     ``settings`` are the recipe's ``--set`` values; every other keyword is a run flag by its Python name
     (``data_dir="..."``, ``batch_size=64``, ``resume="auto"``). ``True`` turns a switch on.
     """
-    from ignite_lab.cli.commands import parse_request, run_command
+    from ignite_lab.cli.commands import request_from
     from ignite_lab.training.launch import launch
     from ignite_lab.training.logs import setup_logging
 
-    ref = str(Path(recipe).expanduser().resolve()) if recipe.endswith(".py") else recipe
+    ref = str(Path(recipe).expanduser().resolve()) if recipe.endswith(".py") else file_for(recipe)
     loaded = load_recipe(ref)
-    command = run_command(loaded, ref)
-    try:
-        ctx = command.make_context(loaded.name, arguments(flags, settings or {}))
-    except click.ClickException as exc:
-        raise UserError(exc.format_message()) from None
+    request = request_from(loaded, ref, arguments(flags, settings or {}))
     setup_logging()
-    path = launch(loaded, parse_request(loaded, ref, dict(ctx.params), ctx))
+    path = launch(loaded, request)
     if path is None:
         raise UserError("this process trained one share of a distributed run: load the run from its folder")
     return Run(Path(path))

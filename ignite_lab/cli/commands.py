@@ -101,6 +101,17 @@ def parse_request(recipe: Recipe, ref: str, values: dict, ctx: click.Context):
     return Request(ref, config, given, LaunchConfig(**launch), DashboardConfig(**dashboard))
 
 
+def request_from(recipe: Recipe, ref: str, args: list[str]):
+    """A launch Request from command-line words (the Python API's keywords, spelled as flags): the same parsing
+    and checks as ``ignite-lab run``; a bad flag or value is a UserError."""
+    command = run_command(recipe, ref)
+    try:
+        ctx = command.make_context(recipe.name, args)
+    except click.ClickException as exc:
+        raise UserError(exc.format_message()) from None
+    return parse_request(recipe, ref, dict(ctx.params), ctx)
+
+
 def preset_of(recipe: Recipe, name: str) -> Preset:
     if name == "default":
         return Preset(source="the recipe's defaults")

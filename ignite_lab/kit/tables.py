@@ -109,8 +109,11 @@ class TablePrep:
                 prep.numeric[column] = (float(numbers.mean()) if numbers.notna().any() else 0.0, std or 1.0)
                 if numbers.isna().any():
                     prep.flagged.append(column)
+                whole = numbers.dropna()
+                if 1 < whole.nunique() <= WHOLE_LEVELS and (whole % 1 == 0).all():  # cylinders, origin codes...
+                    prep.categorical[column] = sorted({level(v) for v in whole}, key=lambda s: float(s))
                 continue
-            levels = sorted(values.dropna().astype(str).unique())
+            levels = sorted({level(v) for v in values.dropna()})
             if len(levels) > max_levels:
                 log.info("column %r left out: %d distinct values (an identifier?) over max_levels", column, len(levels))
                 continue
@@ -137,8 +140,8 @@ class TablePrep:
         numbers = np.column_stack(parts) if parts else np.zeros((rows, 0))
         codes = []
         for column, levels in self.categorical.items():
-            index = {level: i + 1 for i, level in enumerate(levels)}  # 0: a level the training rows lack, or none
-            codes.append(frame[column].map(lambda v, index=index: index.get(str(v), 0) if v == v else 0).to_numpy())
+            index = {name: i + 1 for i, name in enumerate(levels)}  # 0: a level the training rows lack, or none
+            codes.append(frame[column].map(lambda v, index=index: index.get(level(v), 0) if v == v else 0).to_numpy())
         categories = np.column_stack(codes) if codes else np.zeros((rows, 0))
         return torch.tensor(numbers, dtype=torch.float32), torch.tensor(categories, dtype=torch.long)
 
@@ -173,6 +176,20 @@ class TablePrep:
         except (ValueError, TypeError) as exc:
             raise UserError(f"{where} is not a table preparation ({exc})") from None
         return prep
+
+
+WHOLE_LEVELS = 10  # a whole-number column of at most this many values is also a category (each value its own)
+
+
+def level(value: object) -> str:
+    """A category's name: whole numbers without their ".0" (3 and 3.0 read from two files are one level)."""
+    if (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+    ):
+        return str(int(value))
+    return str(value)
 
 
 def is_numeric(values) -> bool:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ignite_lab import Book, Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.kit.datasets import cifar10_predictor, cifar10_splits
-from ignite_lab.recipes.mnist import LeNet
+from ignite_lab.kit.models import LeNet
 
 
 @dataclass

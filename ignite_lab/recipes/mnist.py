@@ -25,6 +25,7 @@ from torch import nn
 
 from ignite_lab import Book, Parts, Preset, Recipe, TrainConfig, recipe_main, setting
 from ignite_lab.kit.datasets import BUNDLED, MNIST_SOURCE, mnist_predictor, mnist_splits
+from ignite_lab.kit.models import LeNet
 
 
 @dataclass
@@ -73,23 +74,6 @@ class ConvNet(nn.Module):
         x = F.max_pool2d(F.relu(self.cn2(F.relu(self.cn1(x)))), 2)
         x = F.relu(self.fc1(torch.flatten(self.dp1(x), 1)))
         return self.fc2(self.dp2(x))
-
-
-class LeNet(nn.Module):
-    """LeNet as PyTorch's building-models tutorial writes it (books/003_95ab5c2d176feb33.txt:193-215): a 32x32
-    input, conv 6 (5x5) and 16 (3x3), each ReLU and 2x2 max pool, fc 16*6*6-120-84-10."""
-
-    def __init__(self, in_channels: int = 1, pad: int = 2) -> None:
-        super().__init__()
-        self.pad = pad  # 28x28 digits are padded to the 32x32 LeNet expects
-        self.conv1, self.conv2 = nn.Conv2d(in_channels, 6, 5), nn.Conv2d(6, 16, 3)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * 6 * 6, 120), nn.Linear(120, 84), nn.Linear(84, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (self.pad,) * 4) if self.pad else x
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))))
 
 
 def make_model(s: Settings) -> nn.Module:

@@ -17,14 +17,9 @@ REPRODUCE.md). ``mnist_lstm`` is the same program with the chapter's LSTM.
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-from ignite.metrics import Accuracy
-from torch import nn
-
-from ignite_lab import Book, Parts, Preset, Recipe, TrainConfig, recipe_main, setting
-from ignite_lab.kit.datasets import BUNDLED, MNIST_SOURCE, mnist_normalize, mnist_predictor, mnist_splits
-
-BOOK = "books/004_4ca77a64d1a80251.txt"
+from ignite_lab import Book, Preset, Recipe, recipe_main, setting
+from ignite_lab.kit.datasets import MNIST_SOURCE
+from ignite_lab.kit.models import row_classifier_parts
 
 
 @dataclass
@@ -40,44 +35,13 @@ class Settings:
     )
 
 
-class RowClassifier(nn.Module):
-    def __init__(self, cell: str, hidden: int, layers: int) -> None:
-        super().__init__()
-        recurrent = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.rnn = recurrent(input_size=28, hidden_size=hidden, num_layers=layers, batch_first=True)
-        self.fc = nn.Linear(hidden, 10)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        rows = images.squeeze(1)  # (batch, 28 time steps, 28 pixels)
-        outputs, _ = self.rnn(rows)
-        return self.fc(outputs[:, -1])
-
-
-def build(config: TrainConfig, s: Settings) -> Parts:
-    model = RowClassifier(s.cell, s.hidden, s.layers)
-    bundled = BUNDLED / "mnist_sample"
-    train, val, test = mnist_splits(config.data_dir, config.seed, bundled, s.normalize, s.validation)
-    optimizer = torch.optim.SGD if s.optimizer == "sgd" else torch.optim.Adam
-    return Parts(
-        model=model,
-        optimizer=optimizer(model.parameters(), lr=config.lr),
-        loss_fn=nn.CrossEntropyLoss(),
-        train=train,
-        val=val,
-        test=test,
-        metrics=lambda: {"accuracy": Accuracy()},
-        predictor=mnist_predictor(mnist_normalize(s.normalize)),
-        grad_clip=s.clip or None,  # plain RNNs meet exploding gradients now and then
-    )
-
-
 BOOK_SETTINGS = {"optimizer": "sgd", "clip": 0.0, "normalize": False, "validation": "none"}
 BOOK_FLAGS = {"batch_size": 100, "eval_batch_size": 100, "lr": 0.1, "test_checkpoint": "last"}
 
 RECIPE = Recipe(
     summary="MNIST rows as a sequence: 2-layer nn.RNN (100 units), last step -> linear.",
     dataset=MNIST_SOURCE,
-    build=build,
+    build=row_classifier_parts,
     settings=Settings,
     epochs=5,
     batch_size=64,

@@ -108,7 +108,7 @@ def split_frames(config: TrainConfig, s: Settings) -> dict:
         rest, held = holdout_split(rows, s.test_fraction, config.seed)
         frames["test"], rows = frames["train"].iloc[held], rest
     if "val" not in frames:
-        rest, held = holdout_split(rows, s.val_fraction or 0.1, config.seed + 1)
+        rest, held = holdout_split(rows, s.val_fraction or 0.1, config.seed)
         frames["val"], rows = frames["train"].iloc[held], rest
     frames["train"] = frames["train"].iloc[rows]
     return frames

@@ -175,6 +175,7 @@ def run_once(command: list[str], out: Path) -> dict[str, Any]:
             argv, stdout=console, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
         wall = time.perf_counter() - start
+    load = os.getloadavg()[0]
     summaries = sorted(out.glob("*/*/summary.json"), key=lambda p: p.stat().st_mtime)
     if proc.returncode != 0 or not summaries:
         errors = [line for line in (out / "console.log").read_text().splitlines() if line.startswith("error: ")]
@@ -183,7 +184,8 @@ def run_once(command: list[str], out: Path) -> dict[str, Any]:
     run = summaries[-1].parent
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     config = json.loads((run / "config.json").read_text())
-    return {"summary": json.loads(summaries[-1].read_text()), "records": records, "config": config, "wall_s": wall}
+    summary = json.loads(summaries[-1].read_text())
+    return {"summary": summary, "records": records, "config": config, "wall_s": wall, "load": load}
 
 
 def figures_of(run: dict[str, Any], keys: list[str]) -> dict[str, float]:
@@ -220,9 +222,18 @@ def summarize(recipe: Recipe, preset: str, target: Target, command: list[str], r
         "ours": ours,
         "epochs": runs[0]["summary"]["epochs_completed"],
         "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "conditions": conditions(runs),
         "peak_rss_mb": max(r["summary"]["peak_rss_mb"] for r in runs),
         "command": " ".join(command) + (f" --seed 0..{len(runs) - 1}" if len(runs) > 1 else " --seed 0"),
     }
+
+
+def conditions(runs: list[dict]) -> str:
+    """Under what the wall time was measured: the threads a run used and the machine's load as it ended
+    (a load above the core count means other jobs shared the cores)."""
+    threads = runs[0]["summary"].get("threads")
+    load = max(r.get("load", 0.0) for r in runs)
+    return f"{threads} thread(s), load {load:.1f}" if threads else f"load {load:.1f}"
 
 
 def failed_row(recipe: Recipe, preset: str, target: Target, failure: TargetFailed) -> dict:
@@ -312,6 +323,7 @@ def row_cells(row: dict) -> list[str]:
         cells = [row["recipe"], row["preset"], book, f"failed: {row['failed']}", tested, "-", "-", "-"]
         return [*cells, f"`{row['command']}`", row["data"]]
     wall = f"{row['wall_s']:.0f} s" if row["wall_s"] < 600 else f"{row['wall_s'] / 60:.1f} min"
+    wall += f" ({row['conditions']})" if row.get("conditions") else ""
     cells = [row["recipe"], row["preset"], book, ours, tested, str(row["epochs"]), wall, f"{row['peak_rss_mb']:.0f} MB"]
     return [*cells, f"`{row['command']}`", row["data"]]
 
@@ -343,7 +355,9 @@ def write_table(rows: dict[str, dict], path: Path) -> None:
         "is an ordinary `ignite-lab run` of the command shown. Test figures are on each dataset's test split",
         "(validation where a recipe has none), from the weights the `tested` column names: a `book` preset",
         "tests the weights its book's figure came from. Wall time includes start-up, data loading and every",
-        f"evaluation.\n\n- Machine: {'; '.join(machines)}\n- Dates: {', '.join(dates)}\n",
+        "evaluation; where the threads and load are given beside it, other jobs shared the cores (a load above 2),",
+        "so it is longer than the run alone would take; rows without them were measured before this was recorded.",
+        f"\n- Machine: {'; '.join(machines)}\n- Dates: {', '.join(dates)}\n",
         markdown_table(rows),
         not_reproduced(rows),
         book_programs(),
