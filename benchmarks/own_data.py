@@ -68,6 +68,13 @@ def pairs(root: Path, scratch: Path) -> dict[str, list[tuple[str, list[str], str
     }
 
 
+def previous_rows(groups: list[str]) -> list[str]:
+    """The rows of OWN_DATA.md for the groups not measured now (each group's rows come from one run)."""
+    path = ROOT / "OWN_DATA.md"
+    rows = [ln for ln in path.read_text().splitlines() if ln.startswith("| ")][2:] if path.exists() else []
+    return [row for row in rows if row.split("|")[1].strip() not in groups]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
@@ -83,20 +90,24 @@ def main() -> None:
                 results = [run(args, Path(scratch) / "runs" / name / str(seed), seed) for seed in range(options.seeds)]
                 values = [test[metric] for test, _ in results]
                 median = statistics.median(values)
-                spread = f"{min(values):.4f}-{max(values):.4f}"
+                spread = f"median of {len(values)}; {min(values):.4f}-{max(values):.4f}"
                 wall = statistics.median(w for _, w in results)
                 lines.append(
                     f"| {group} | {name} | test {metric} {median:.4f} ({spread}) | {wall:.0f} s | `{' '.join(args)}` |"
                 )
                 print(lines[-1], flush=True)
+    kept = previous_rows(options.only.split(","))
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "CPU")
     text = [
         "# The general recipes beside the hand-written ones\n",
         "Written by `python benchmarks/own_data.py`: each general recipe on data a hand-written recipe was made for,",
-        f"with its defaults; medians of seeds 0-{options.seeds - 1}, wall time of one run, start-up included.\n",
+        "with its defaults; the median over seeds (their number and range in brackets), the median wall time of one",
+        "run, start-up included, with one thread (OMP_NUM_THREADS=1): compare walls within a pair, where the same",
+        "jobs shared the cores. SCRATCH/trec is TREC's label files as train.tsv and test.tsv (label, question).\n",
         f"- Machine: {cpu}, Python {platform.python_version()}, torch {torch.__version__}; {date.today()}\n",
         "| data | recipe | ours | wall | command |",
         "| --- | --- | --- | --- | --- |",
+        *kept,
         *lines,
     ]
     (ROOT / "OWN_DATA.md").write_text("\n".join(text) + "\n")
