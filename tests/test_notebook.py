@@ -11,6 +11,21 @@ from nbclient import NotebookClient
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
 
 
+def test_the_api_keeps_the_callers_thread_count(tmp_path):
+    """A notebook's torch.set_num_threads stands (the command line's default would share out the cores)."""
+    import torch
+
+    import ignite_lab
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = ignite_lab.run("xor", epochs=1, output_dir=str(tmp_path))
+    finally:
+        torch.set_num_threads(before)
+    assert run.summary["threads"] == 1 and run.summary["status"] == "completed"
+
+
 def test_the_example_notebook_trains_plots_and_loads_its_model(tmp_path):
     notebook = nbformat.read(EXAMPLE, as_version=4)
     NotebookClient(

@@ -27,12 +27,17 @@ def run(recipe: str, *, settings: dict[str, Any] | None = None, **flags: Any) ->
     """Train ``recipe`` (a built-in name or a recipe ``.py`` file) here and return its run.
 
     ``settings`` are the recipe's ``--set`` values; every other keyword is a run flag by its Python name
-    (``data_dir="..."``, ``batch_size=64``, ``resume="auto"``). ``True`` turns a switch on.
+    (``data_dir="..."``, ``batch_size=64``, ``resume="auto"``). ``True`` turns a switch on. Without
+    ``threads``, the calling process's own ``torch.get_num_threads()`` is kept.
     """
+    import torch
+
     from ignite_lab.cli.commands import request_from
     from ignite_lab.training.launch import launch
     from ignite_lab.training.logs import setup_logging
 
+    if flags.get("threads") is None:  # this process's count stands: the user's torch.set_num_threads included
+        flags = {**flags, "threads": torch.get_num_threads()}
     ref = str(Path(recipe).expanduser().resolve()) if recipe.endswith(".py") else file_for(recipe)
     loaded = load_recipe(ref)
     request = request_from(loaded, ref, arguments(flags, settings or {}))
