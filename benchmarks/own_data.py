@@ -131,7 +131,7 @@ def main() -> None:
         "Written by `python benchmarks/own_data.py`: each general recipe on data a hand-written recipe was made for,",
         "with its defaults; the median over seeds (their number and range in brackets), the median wall time of one",
         "run, start-up included, with one thread (OMP_NUM_THREADS=1), measured while other jobs may share the cores",
-        "(so a wall is an upper bound). SCRATCH/trec is TREC's label files as train.tsv and test.tsv (label, question);",
+        "(a wall is an upper bound). SCRATCH/trec: TREC's label files as train.tsv and test.tsv (label, question);",
         "SCRATCH/auto-mpg-seedN holds auto_mpg's own 392 cars and seed-N split as train/val/test files.\n",
         f"- Machine: {cpu}, Python {platform.python_version()}, torch {torch.__version__}; {date.today()}\n",
         "| data | recipe | ours | wall | command |",
