@@ -45,6 +45,7 @@ def test_image_folders_train_eval_predict_and_export_with_their_preprocessing(tm
     prep = json.loads((run / "preprocess.json").read_text())
     assert prep["classes"] == ["cats", "dogs", "owls"] and prep["size"] == 16
     best = next((run / "checkpoints").glob("best_*.pt"))
+    photos = photos.rename(tmp_path / "moved")  # predict and export read the run's files, never the training data
     answer = ignite_lab("predict", "image_folder", "--checkpoint", best, photos / "owls", "--json")
     assert answer.returncode == 0, answer.stderr
     assert {r["top"][0]["class"] for r in json.loads(answer.stdout)} <= set(prep["classes"])
@@ -62,6 +63,10 @@ def test_image_folders_train_eval_predict_and_export_with_their_preprocessing(tm
     scores = session.run(None, {session.get_inputs()[0].name: x.transpose(2, 0, 1)[None].astype(np.float32)})[0]
     said = ignite_lab("predict", "image_folder", "--checkpoint", best, photos / "owls" / "0.png", "--json")
     assert prep["classes"][int(scores.argmax())] == json.loads(said.stdout)[0]["top"][0]["class"]
+    gone = ignite_lab("eval", "image_folder", "--checkpoint", best)  # eval does need data: one line says where
+    assert gone.returncode != 0 and "pass --data-dir" in gone.stderr and "Traceback" not in gone.stderr
+    scored = ignite_lab("eval", "image_folder", "--checkpoint", best, "--data-dir", photos)
+    assert scored.returncode == 0 and "accuracy" in scored.stdout, scored.stderr
 
 
 def test_pretrained_weights_come_from_the_torch_cache_or_a_clear_line(tmp_path):
@@ -123,9 +128,13 @@ def test_a_table_trains_a_regression_and_predicts_in_its_units(tmp_path):
     rows = tmp_path / "new.csv"
     rows.write_text("weight;origin\n2000;japan\n;mars\n")  # a missing weight and an origin never seen
     best = next((run / "checkpoints").glob("best_*.pt"))
+    data.unlink()  # the table is gone: predict and export need only the run's preprocess.json
     answer = ignite_lab("predict", "tabular", "--checkpoint", best, rows, "--json")
     assert answer.returncode == 0, answer.stderr
     assert [r["input"] for r in json.loads(answer.stdout)] == ["row 1", "row 2"]
+    exported = ignite_lab("export", "tabular", "--checkpoint", best, "--format", "onnx", "--out", tmp_path / "t.onnx")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "t.preprocess.json").read_text()) == prep
 
 
 @pytest.mark.parametrize(
@@ -199,6 +208,7 @@ def test_labelled_sentences_train_with_their_tokenizer_and_export_it(tmp_path):
     run = only_run(out, "text_classifier")
     assert json.loads((run / "labels.json").read_text()) == ["1", "5"] and (run / "tokenizer.json").is_file()
     best = next((run / "checkpoints").glob("best_*.pt"))
+    data.rename(tmp_path / "elsewhere")  # predict and export need only the run's tokenizer and labels
     answer = ignite_lab("predict", "text_classifier", "--checkpoint", best, "a fine film", "--json")
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)[0]["top"][0]["class"] in ("1", "5")  # the label names came with the run

@@ -23,6 +23,7 @@ from ignite_lab.core.checks import problem
 from ignite_lab.core.errors import UserError
 
 LR_SCHEDULES = ("none", "step", "cosine", "plateau", "exponential")
+PURPOSES = ("train", "eval", "predict")
 PRECISIONS = ("32", "bf16", "16")  # --precision: float32, bfloat16 autocast, float16 autocast with a scaler
 VISDOM_PORT = 8097
 
@@ -80,9 +81,17 @@ class TrainConfig:
     deterministic: bool = flag(False, "Deterministic algorithms only (bit-identical resume on CPU).")
     settings: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
     run_dir: str | None = flag(None, cli=False)  # set by the toolkit: where build() keeps run files (vocabularies)
+    # set by the toolkit: "eval" and "predict" (also export and generate) rebuild a trained run, whose own files
+    # say how to read inputs; build may then skip the splits ``reads`` rules out
+    purpose: str = flag("train", cli=False, choices=PURPOSES)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def reads(self, split: str) -> bool:
+        """Whether ``build`` must read ``split``: every split to train, not the training one to evaluate a
+        checkpoint, none to predict or export (the run's preprocess, tokenizer and label files suffice)."""
+        return self.purpose == "train" or (self.purpose == "eval" and split != "train")
 
     def per_process(self, world: int) -> TrainConfig:
         """The config ``build`` receives in each of ``world`` processes: its share of the batches."""

@@ -64,7 +64,9 @@ class Predictor:
     batch the model takes), through the same conversion and normalization as the training data, so the two
     cannot drift apart. ``classes`` names a classifier's outputs; ``write(names, scores)`` is for outputs that
     are files (LinkNet's coloured masks) and returns what it wrote. ``note`` tells what the inputs should be.
-    ``batch=False``: the inputs are image files of any size, read one at a time.
+    ``batch=False``: the inputs are image files of any size, read one at a time. ``example()``: a few made-up
+    inputs in the model's format (varied, so an export can be checked on them), for recipes that predict and
+    export without reading any data.
     """
 
     read: Callable[[list[str]], tuple[list[str], Any]]
@@ -72,6 +74,7 @@ class Predictor:
     write: Callable[[list[str], torch.Tensor], list[str]] | None = None
     note: str = ""
     batch: bool = True
+    example: Callable[[], Any] | None = None
 
 
 @dataclass

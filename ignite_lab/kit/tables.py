@@ -158,6 +158,13 @@ class TablePrep:
             return torch.tensor([index[v] for v in values.astype(str)])
         return torch.tensor(to_numbers(values, self.target, where).to_numpy(), dtype=torch.float32)
 
+    def example(self, rows: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+        """Made-up model inputs of ``rows`` rows: standard-normal numbers and random levels of each category."""
+        generator = torch.Generator().manual_seed(0)
+        numbers = torch.randn(rows, self.width, generator=generator)
+        codes = [torch.randint(0, len(kept) + 1, (rows,), generator=generator) for kept in self.categorical.values()]
+        return numbers, torch.stack(codes, 1) if codes else torch.zeros(rows, 0, dtype=torch.long)
+
     @property
     def width(self) -> int:
         return len(self.numeric) + len(self.flagged)

@@ -111,19 +111,18 @@ def pretrained_model(name: str, classes: int) -> nn.Module:
 
 
 def build(config: TrainConfig, s: Settings) -> Parts:
-    if not config.data_dir or not Path(config.data_dir).is_dir():
-        raise UserError("image_folder needs --data-dir DIR holding one folder of images per class")
-    root = Path(config.data_dir)
-    splits = split_by_class(root, s.val_fraction, s.test_fraction, config.seed)
+    splits = image_splits(config, s) if config.reads("val") else None  # predict and export read the run's files
     mean_std = IMAGENET if s.pretrained else HALF
-    names = sorted({c for files in splits.values() for _, c in files})
-    prep = json.loads(
-        run_file(config, "preprocess.json", lambda: preprocess_json(class_folders(root, splits), s.size, mean_std))
-    )
+
+    def describe() -> str:
+        found = splits if splits is not None else image_splits(config, s)
+        return preprocess_json(class_folders(Path(str(config.data_dir)), found), s.size, mean_std)
+
+    prep = json.loads(run_file(config, "preprocess.json", describe))
     classes, mean, std = prep["classes"], torch.tensor(prep["mean"]), torch.tensor(prep["std"])
-    unknown = sorted(set(names) - set(classes))
+    unknown = sorted({c for files in (splits or {}).values() for _, c in files} - set(classes))
     if unknown:
-        raise UserError(f"{root}: classes {unknown} are not among the {len(classes)} the run was trained with")
+        raise UserError(f"{config.data_dir}: classes {unknown} are not among the {len(classes)} the run trained with")
 
     def normalize(images: torch.Tensor) -> torch.Tensor:
         return (images.float() / 255 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
@@ -136,24 +135,36 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         images, _ = random_crop(images, tuple(images.shape[-2:]), padding=4)
         return images, labels
 
-    data = {split: ImageFiles(files, classes, s.size, s.memory_mb).load() for split, files in splits.items() if files}
+    def data(split: str, transform) -> ImageFiles | list:
+        files = (splits or {}).get(split)
+        return ImageFiles(files, classes, s.size, s.memory_mb).load().with_transform(transform) if files else []
+
     model = pretrained_model(s.pretrained, len(classes)) if s.pretrained else small_resnet(len(classes), s.width)
 
     def read(inputs: list[str]):
         paths, images = read_images(inputs, "RGB", (s.size, s.size))
         return paths, normalize(images)
 
-    train = data["train"]
+    def example() -> torch.Tensor:
+        return normalize(torch.randint(0, 256, (4, 3, s.size, s.size), dtype=torch.uint8))
+
     return Parts(
         model=model,
         optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4),
         loss_fn=nn.CrossEntropyLoss(),
-        train=train.with_transform(augment if s.augment else prepare),
-        val=data["val"].with_transform(prepare),
-        test=data["test"].with_transform(prepare) if "test" in data else None,
+        train=data("train", augment if s.augment else prepare) if config.reads("train") else [],
+        val=data("val", prepare),
+        test=data("test", prepare) or None,
         metrics=lambda: {"accuracy": Accuracy()},
-        predictor=Predictor(read, classes, note="image files or folders"),
+        predictor=Predictor(read, classes, note="image files or folders", example=example),
     )
+
+
+def image_splits(config: TrainConfig, s: Settings) -> dict:
+    """train/val/test lists of (file, class): the folder's own splits, or per-class holdouts by seed."""
+    if not config.data_dir or not Path(config.data_dir).is_dir():
+        raise UserError("image_folder needs --data-dir DIR holding one folder of images per class")
+    return split_by_class(Path(config.data_dir), s.val_fraction, s.test_fraction, config.seed)
 
 
 def preprocess_json(classes: list[str], size: int, mean_std) -> str:

@@ -115,18 +115,12 @@ def split_frames(config: TrainConfig, s: Settings) -> dict:
 
 
 def build(config: TrainConfig, s: Settings) -> Parts:
-    frames = split_frames(config, s)
-    train = frames["train"]
-    dropped = [c.strip() for c in s.drop.split(",") if c.strip()]
-    target = s.target or next(c for c in reversed(train.columns) if c not in dropped)
-    if target not in train.columns:
-        raise UserError(f"--set target={target}: no such column (the columns: {', '.join(map(str, train.columns))})")
-    kept = [c for c in train.columns if c not in dropped]
-    where = str(config.data_dir)
+    frames = split_frames(config, s) if config.reads("val") else {}  # predict and export read the run's files
     prep = TablePrep.from_json(
-        run_file(config, "preprocess.json", lambda: fit(train[kept], target, s).to_json()),
+        run_file(config, "preprocess.json", lambda: fit(frames or split_frames(config, s), s).to_json()),
         Path("preprocess.json"),
     )
+    where = str(config.data_dir)
 
     def data(frame) -> TensorData:
         return TensorData(*prep.inputs(frame, where), prep.targets(frame, where), transform=as_pair)
@@ -146,13 +140,15 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         model=model,
         optimizer=torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=1e-5),
         loss_fn=nn.CrossEntropyLoss() if classify else scaled_mse(prep.target_scale[1]),
-        train=data(train),
-        val=data(frames["val"]),
+        train=data(frames["train"]) if config.reads("train") else [],
+        val=data(frames["val"]) if frames else [],
         test=data(frames["test"]) if "test" in frames else None,
         metrics=(lambda: {"accuracy": Accuracy()})
         if classify
         else (lambda: {"mse": MeanSquaredError(), "rmse": RootMeanSquaredError(), "mae": MeanAbsoluteError()}),
-        predictor=Predictor(read, prep.classes or None, note="one table file of rows, with the training columns"),
+        predictor=Predictor(
+            read, prep.classes or None, note="one table file of rows, with the training columns", example=prep.example
+        ),
     )
 
 
@@ -160,8 +156,16 @@ def as_pair(numbers: torch.Tensor, codes: torch.Tensor, targets: torch.Tensor):
     return (numbers, codes), targets
 
 
-def fit(train, target: str, s: Settings) -> TablePrep:
-    return TablePrep.fit(train, target, infer_task(train[target], s.task), s.max_levels)
+def fit(frames: dict, s: Settings) -> TablePrep:
+    """The preprocessing fitted on the training rows: the target (by default the last column not dropped)
+    and every kept column."""
+    train = frames["train"]
+    dropped = [c.strip() for c in s.drop.split(",") if c.strip()]
+    target = s.target or next(c for c in reversed(train.columns) if c not in dropped)
+    if target not in train.columns:
+        raise UserError(f"--set target={target}: no such column (the columns: {', '.join(map(str, train.columns))})")
+    kept = [c for c in train.columns if c not in dropped]
+    return TablePrep.fit(train[kept], target, infer_task(train[target], s.task), s.max_levels)
 
 
 def scaled_mse(std: float):

@@ -93,21 +93,46 @@ class TokenList:
         return len(self.itos)
 
 
+@dataclass
+class Splits:
+    """The data files' rows by split, with the text and label columns found in the training file."""
+
+    files: dict[str, Path]
+    frames: dict
+    text: str
+    label: str
+
+    @classmethod
+    def read(cls, config: TrainConfig, s: Settings) -> Splits:
+        files = split_files(config.data_dir)
+        frames = {split: read_rows(path, s.encoding) for split, path in files.items()}
+        text, label = find_columns(frames["train"], s.text, s.label, files["train"])
+        if "val" not in frames:
+            split = group_split if s.group else (lambda f, fr, seed, _: holdout_split(f, fr, seed))
+            rows = split(
+                list(range(len(frames["train"]))), s.val_fraction or 0.1, config.seed, frames["train"].get(s.group)
+            )
+            frames["train"], frames["val"] = frames["train"].iloc[rows[0]], frames["train"].iloc[rows[1]]
+        return cls(files, frames, text, label)
+
+
 def build(config: TrainConfig, s: Settings) -> Parts:
     from tokenizers import Tokenizer
 
-    files = split_files(config.data_dir)
-    frames = {split: read_rows(path, s.encoding) for split, path in files.items()}
-    text, label = find_columns(frames["train"], s.text, s.label, files["train"])
-    if "val" not in frames:
-        split = group_split if s.group else (lambda f, fr, seed, _: holdout_split(f, fr, seed))
-        rows = split(
-            list(range(len(frames["train"]))), s.val_fraction or 0.1, config.seed, frames["train"].get(s.group)
-        )
-        frames["train"], frames["val"] = frames["train"].iloc[rows[0]], frames["train"].iloc[rows[1]]
-    meta = json.loads(run_file(config, "labels.json", lambda: json.dumps(label_names(frames["train"][label]))))
+    read = Splits.read(config, s) if config.reads("val") else None  # predict and export read the run's files
+
+    def training() -> Splits:
+        return read or Splits.read(config, s)
+
+    meta = json.loads(
+        run_file(config, "labels.json", lambda: json.dumps(label_names(training().frames["train"][training().label])))
+    )
     tokenizer = Tokenizer.from_str(
-        run_file(config, "tokenizer.json", lambda: train_tokenizer(frames["train"][text], s, PAD, UNK).to_str())
+        run_file(
+            config,
+            "tokenizer.json",
+            lambda: train_tokenizer(training().frames["train"][training().text], s, PAD, UNK).to_str(),
+        )
     )
     tokenizer.enable_truncation(s.max_tokens)
     pad_index = tokenizer.token_to_id(PAD)
@@ -116,24 +141,27 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         return [e.ids or [tokenizer.token_to_id(UNK)] for e in tokenizer.encode_batch([str(t) for t in texts])]
 
     def loader(split: str, batch_size: int, shuffle: bool):
-        frame = frames[split]
-        labels = labels_of(frame[label], meta, files.get(split, files["train"]))
-        examples = list(zip(encode(frame[text]), labels, strict=True))
+        if read is None or split not in read.frames or not config.reads(split):
+            return [] if split != "test" else None
+        frame = read.frames[split]
+        labels = labels_of(frame[read.label], meta, read.files.get(split, read.files["train"]))
+        examples = list(zip(encode(frame[read.text]), labels, strict=True))
 
         def collate(batch):
             return pad([ids for ids, _ in batch], pad_index), torch.tensor([y for _, y in batch])
 
         return bucket_loader(examples, [len(ids) for ids, _ in examples], batch_size, shuffle, config.seed, collate)
 
-    if s.glove:
-        embedding = load_glove(Path(s.glove), TokenList(tokenizer), freeze=False)
-    else:
-        embedding = nn.Embedding(tokenizer.get_vocab_size(), s.embed, padding_idx=pad_index)
     kind = TextCNN if s.model == "cnn" else TextGRU
-    model = kind(embedding, s.hidden, len(meta), s.dropout)
+    model = kind(word_vectors(config, s, tokenizer), s.hidden, len(meta), s.dropout)
 
-    def read(inputs: list[str]):
+    def sentences(inputs: list[str]):
         return inputs, pad(encode(inputs), pad_index)
+
+    def example():  # sentences of random words, of four lengths
+        words = torch.Generator().manual_seed(0)
+        size = tokenizer.get_vocab_size()
+        return pad([torch.randint(0, size, (n,), generator=words).tolist() for n in (5, 2, 7, 1)], pad_index)
 
     return Parts(
         model=model,
@@ -141,10 +169,30 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         loss_fn=nn.CrossEntropyLoss(),
         train=loader("train", config.batch_size, shuffle=True),
         val=loader("val", config.eval_batch_size, shuffle=False),
-        test=loader("test", config.eval_batch_size, shuffle=False) if "test" in frames else None,
+        test=loader("test", config.eval_batch_size, shuffle=False),
         metrics=lambda: {"accuracy": Accuracy()},
-        predictor=Predictor(read, meta, note="sentences, one per argument"),
+        predictor=Predictor(sentences, meta, note="sentences, one per argument", example=example),
     )
+
+
+def word_vectors(config: TrainConfig, s: Settings, tokenizer) -> nn.Embedding:
+    """The embedding: GloVe's vectors when training with them (their width kept with the run as
+    embedding.json), otherwise a table of the right width that a checkpoint's weights fill."""
+    pad_index = tokenizer.token_to_id(PAD)
+    if not s.glove:
+        return nn.Embedding(tokenizer.get_vocab_size(), s.embed, padding_idx=pad_index)
+    if config.reads("train"):
+        vectors = load_glove(Path(s.glove), TokenList(tokenizer), freeze=False)
+        run_file(config, "embedding.json", lambda: json.dumps({"dim": vectors.embedding_dim}))
+        return vectors
+    dim = json.loads(
+        run_file(
+            config,
+            "embedding.json",
+            lambda: json.dumps({"dim": load_glove(Path(s.glove), TokenList(tokenizer)).embedding_dim}),
+        )
+    )["dim"]
+    return nn.Embedding(tokenizer.get_vocab_size(), dim, padding_idx=pad_index)
 
 
 def label_names(values) -> list[str]:

@@ -19,21 +19,31 @@ from ignite_lab.training.session import Process
 
 
 def load_for_inference(
-    recipe: Recipe, path: Path, device: str | None = None, **overrides: Any
+    recipe: Recipe, path: Path, device: str | None = None, purpose: str = "predict", **overrides: Any
 ) -> tuple[Parts, TrainConfig, Process]:
     """The recipe's parts rebuilt with the checkpoint's config (and run files), its weights loaded, in eval mode.
 
+    ``purpose``: "eval" needs the evaluated split's data; "predict" (predict, export, generate) needs none where
+    the recipe reads its inputs from the run's files, and the data folder only where it does not.
     ``overrides`` replace config fields (a different data_dir, batch size...).
     """
     checkpoint = load_checkpoint(path)
     config = checkpoint_config(path, checkpoint, recipe.name, recipe.settings)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)))
-    if config.data_dir and not Path(config.data_dir).exists():  # moved, or relative to another folder
-        raise UserError(f"{path} was trained on {config.data_dir}, which is not here: pass --data-dir DIR")
-    resolved = resolve_device(device or "auto")
-    process = Process.alone(resolved)
-    parts, _ = build_parts(recipe, config, process)
+    config = dataclasses.replace(config, **overrides, run_dir=str(run_dir_of(path)), purpose=purpose)
+    moved = f"{path} was trained on {config.data_dir}, which is not here: pass --data-dir DIR"
+    missing = bool(config.data_dir) and not Path(config.data_dir).exists()  # moved, or relative to another folder
+    if missing and purpose == "eval":
+        raise UserError(moved)
+    if missing:
+        config = dataclasses.replace(config, data_dir=None)
+    process = Process.alone(resolve_device(device or "auto"))
+    try:
+        parts, _ = build_parts(recipe, config, process)
+    except UserError:
+        if missing:  # a recipe that needs its data even to predict
+            raise UserError(moved) from None
+        raise
     try:
         parts.model.load_state_dict(checkpoint["model"])
     except (RuntimeError, KeyError) as exc:
@@ -44,7 +54,7 @@ def load_for_inference(
 
 def evaluate_checkpoint(recipe: Recipe, path: Path, split: str, device: str | None = None, **overrides: Any) -> dict:
     """Metrics of the checkpoint's model on ``val`` or ``test``."""
-    parts, config, process = load_for_inference(recipe, path, device, **overrides)
+    parts, config, process = load_for_inference(recipe, path, device, "eval", **overrides)
     data = parts.test if split == "test" else parts.val
     if data is None:
         raise UserError(f"{recipe.name} has no {split} split")

@@ -143,7 +143,10 @@ def max_difference(got: torch.Tensor, eager: torch.Tensor) -> float:
 
 
 def example_batch(parts: Any, config: Any) -> Any:
-    """The first batch of the validation split: real inputs, converted as training converts them."""
+    """The first batch of the validation split (real inputs, converted as training converts them), or the
+    predictor's made-up example where the recipe exports from its run files without reading data."""
+    if not config.reads("val") and parts.predictor is not None and parts.predictor.example is not None:
+        return parts.predictor.example()
     loader = build_loader(
         parts.val, min(8, config.batch_size), shuffle=False, seed=config.seed, device=torch.device("cpu")
     )
