@@ -134,3 +134,48 @@ def test_stale_temporaries_and_superseded_checkpoints_are_removed(run_cli, tmp_p
     assert run_cli(*args[:-2], "--epochs", "2", "--resume", "auto").code == 0
     assert not any(path.exists() for path in litter)
     assert sorted(p.name for p in run.glob("checkpoints/last_*.pt")) == ["last_checkpoint_20.pt"]
+
+
+@pytest.mark.parametrize(
+    "fault, resumes",
+    [
+        (Fault("train", 2, 4, "SIGKILL"), 1),
+        (Fault("val", 2, 1, "SIGKILL"), 1),
+        (Fault("test", 0, 1, "SIGTERM"), 1),
+        (Fault("val", 1, 1, "SIGKILL"), 0),  # before the first checkpoint: the same run starts over
+    ],
+    ids=["training", "validating", "testing", "before-any-checkpoint"],
+)
+def test_a_killed_reproduce_row_resumes_its_run_instead_of_starting_over(tmp_path, monkeypatch, fault, resumes):
+    """``make reproduce`` runs for hours: re-run after a kill, a row continues its unfinished run."""
+    from ignite_lab.tools import reproduce
+
+    for key, value in faults_env(tmp_path, fault).items():
+        monkeypatch.setenv(key, value)
+    command = ["ignite-lab", "run", str(RECIPE), "--epochs", "3", "--seed", "3", "--deterministic"]
+    out = tmp_path / "row"
+    with pytest.raises(reproduce.TargetFailed):
+        reproduce.run_once(command, out, {"lr": 0.1})
+    killed = only_run(out, "faults")
+    row = reproduce.run_once(command, out, {"lr": 0.1})
+    assert only_run(out, "faults") == killed  # the same run, continued
+    assert row["summary"]["status"] == "completed" and row["summary"]["epochs_completed"] == 3
+    assert row["resumes"] == resumes
+    epochs = [r["epoch"] for r in row["records"] if r["split"] == "val"]
+    assert epochs == [1, 2, 3]  # each epoch recorded once
+    if resumes:  # the wall time of a run in pieces is its own training time, and the table says so
+        assert row["wall_s"] == row["summary"]["wall_time_s"]
+        assert "resumed 1 time(s)" in reproduce.conditions([row])
+
+
+def test_a_reproduce_row_whose_configuration_changed_starts_a_new_run(tmp_path, monkeypatch):
+    from ignite_lab.tools import reproduce
+
+    for key, value in faults_env(tmp_path, Fault("train", 1, 3, "SIGKILL")).items():
+        monkeypatch.setenv(key, value)
+    command = ["ignite-lab", "run", str(RECIPE), "--epochs", "2", "--seed", "3"]
+    out = tmp_path / "row"
+    with pytest.raises(reproduce.TargetFailed):
+        reproduce.run_once(command, out, {"lr": 0.1})
+    row = reproduce.run_once(command, out, {"lr": 0.2})  # the preset changed since: its old run is no measure
+    assert row["resumes"] == 0 and len(list((out / "faults").iterdir())) == 2

@@ -158,21 +158,34 @@ def command_for(name: str, preset: str, target: Target, data_root: Path | None) 
 def run_target(recipe: Recipe, preset: str, target: Target, data_root: Path | None, out_dir: Path) -> dict:
     """Run the target's seeds one after the other; summarize them as one row."""
     command = command_for(recipe.name, preset, target, data_root)
+    resolved = resolution(recipe, preset)
     runs = []
     for seed in range(target.seeds):
-        runs.append(run_once([*command, "--seed", str(seed)], out_dir / recipe.name / preset / f"seed{seed}"))
+        out = out_dir / recipe.name / preset / f"seed{seed}"
+        runs.append(run_once([*command, "--seed", str(seed)], out, resolved))
     return summarize(recipe, preset, target, command, runs)
 
 
-def run_once(command: list[str], out: Path) -> dict[str, Any]:
-    """One ``ignite-lab run`` in a child process; its summary, plus the wall time measured from outside."""
+def run_once(command: list[str], out: Path, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One ``ignite-lab run`` in a child process; its summary, plus the wall time measured from outside.
+
+    A run of the same command and configuration that a kill left unfinished in ``out`` is resumed
+    (``--resume auto``) rather than started over: a reproduce of hours survives a reboot or a re-queue.
+    Its wall time is then the run's own training time over all its pieces (start-ups not counted).
+    """
     out.mkdir(parents=True, exist_ok=True)
+    attempt = {"command": command, "resolved": resolved}
+    resume = unfinished(out) is not None and read_json(out / "attempt.json") == attempt
+    write_atomic(out / "attempt.json", json.dumps(attempt, indent=1, sort_keys=True))
     argv = [sys.executable, "-m", "ignite_lab", *command[1:], "--output-dir", str(out)]
-    log.info("$ %s", " ".join(command))
-    with open(out / "console.log", "w") as console:
+    log.info("$ %s%s", " ".join(command), " (resuming its unfinished run)" if resume else "")
+    with open(out / "console.log", "a" if resume else "w") as console:
         start = time.perf_counter()
         proc = subprocess.run(
-            argv, stdout=console, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            [*argv, *(["--resume", "auto"] if resume else [])],
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         wall = time.perf_counter() - start
     load = os.getloadavg()[0]
@@ -185,7 +198,27 @@ def run_once(command: list[str], out: Path) -> dict[str, Any]:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     config = json.loads((run / "config.json").read_text())
     summary = json.loads(summaries[-1].read_text())
-    return {"summary": summary, "records": records, "config": config, "wall_s": wall, "load": load}
+    resumes = sum(event.get("event") == "resumed" for event in summary.get("history", []))
+    if resumes:
+        wall = float(summary.get("wall_time_s") or wall)
+    return {"summary": summary, "records": records, "config": config, "wall_s": wall, "load": load, "resumes": resumes}
+
+
+def unfinished(out: Path) -> Path | None:
+    """The newest run under ``out`` if a kill left it unfinished (its summary not completed nor early stopped)."""
+    runs = sorted(p.parent for p in out.glob("*/*/config.json"))
+    if not runs:
+        return None
+    status = (read_json(runs[-1] / "summary.json") or {}).get("status")
+    return None if status in ("completed", "early_stopped") else runs[-1]
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None where it is missing or damaged (a kill mid-write)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def figures_of(run: dict[str, Any], keys: list[str]) -> dict[str, float]:
@@ -233,7 +266,9 @@ def conditions(runs: list[dict]) -> str:
     (a load above the core count means other jobs shared the cores)."""
     threads = runs[0]["summary"].get("threads")
     load = max(r.get("load", 0.0) for r in runs)
-    return f"{threads} thread(s), load {load:.1f}" if threads else f"load {load:.1f}"
+    resumes = sum(r.get("resumes", 0) for r in runs)
+    said = f"{threads} thread(s), load {load:.1f}" if threads else f"load {load:.1f}"
+    return said + (f", resumed {resumes} time(s): the run's own training time" if resumes else "")
 
 
 def failed_row(recipe: Recipe, preset: str, target: Target, failure: TargetFailed) -> dict:
