@@ -90,6 +90,7 @@ ACCEPTABLE = {
     "deterministic": lambda v: type(v) is bool,
     "settings": lambda v: type(v) is dict,
     "run_dir": lambda v: v is None or type(v) is str,
+    "purpose": lambda v: v == "train",  # whatever a file says, a config read back trains
 }
 FIELDS = sorted(ACCEPTABLE)
 

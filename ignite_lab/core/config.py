@@ -86,7 +86,8 @@ class TrainConfig:
     purpose: str = flag("train", cli=False, choices=PURPOSES)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        saved = {k: v for k, v in dataclasses.asdict(self).items() if k != "purpose"}  # how it is used, not kept
+        return json.dumps(saved, indent=2, sort_keys=True)
 
     def reads(self, split: str) -> bool:
         """Whether ``build`` must read ``split``: every split to train, not the training one to evaluate a
@@ -119,7 +120,7 @@ class TrainConfig:
             )
         if raw.get("amp"):  # ignite-lab 0.1's --amp is --precision 16
             raw = {**raw, "precision": "16"}
-        raw = {k: v for k, v in raw.items() if k not in LEGACY_KEYS}
+        raw = {k: v for k, v in raw.items() if k not in LEGACY_KEYS and k != "purpose"}  # a file's config trains
         unknown = sorted(set(raw) - names)
         if unknown:
             raise UserError(f"{where}: unknown keys {', '.join(unknown)}")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, EarlyStopping, ProgressBar, TerminateOnNan, global_step_from_engine
+from ignite.handlers import Checkpoint, EarlyStopping, ProgressBar, global_step_from_engine
 from torch.optim import lr_scheduler
 
 from ignite_lab.core.errors import Interrupted, UserError
@@ -85,7 +85,7 @@ def attach_standard_handlers(s: Session, to_save: dict[str, Any]) -> Standard:
     throughput, interrupt = Throughput(), GracefulInterrupt(last)
     recorder = EpochRecorder(s, throughput)
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, stop_on_nonfinite_loss)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, throughput.count)
     if s.process.main:
         attach_progress(trainer)
@@ -112,6 +112,13 @@ def attach_standard_handlers(s: Session, to_save: dict[str, Any]) -> Standard:
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last)  # 5
     trainer.add_event_handler(Events.EPOCH_COMPLETED, interrupt.check)  # 6
     return Standard(to_save, best, last, throughput, recorder, interrupt, s.recipe.score, s.run.checkpoints)
+
+
+def stop_on_nonfinite_loss(engine: Engine) -> None:
+    """Ignite's TerminateOnNan for the float loss every step outputs: the same stop (the run then fails with
+    the last good checkpoint named) for 0.1 us a step instead of the 30 us its tensor conversion costs."""
+    if not math.isfinite(engine.state.output["loss"]):
+        engine.terminate()
 
 
 def periodic(every: int) -> Callable[[Engine, int], bool]:
