@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 import shutil
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import RECIPE_FILES, REPO, ignite_lab, only_run, read_jsonl, run_process
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_mnist_run_writes_the_whole_run_directory(run_cli, tiny_mnist, tmp_path):
@@ -311,3 +314,39 @@ def test_the_users_thread_count_is_respected_and_said(tmp_path):
     assert two.returncode == 0, two.stderr
     threads = [json.loads(p.read_text())["threads"] for p in sorted(tmp_path.glob("*/xor/*/summary.json"))]
     assert threads == [1, 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.tuples(st.integers(1, 9), st.sampled_from([(), (3,), (5,)])), min_size=1, max_size=12),
+    pool=st.integers(1, 80),
+    save_at=st.integers(0, 12),
+    data=st.data(),
+)
+def test_a_pooled_training_metric_gives_the_figures_of_the_metric_itself(batches, pool, save_at, data):
+    """Pooled updates (fewer, larger) give the same accuracy and error as per-step ones, through shape changes
+    (variable-length outputs) and a mid-epoch save and restore."""
+    from ignite.engine import Engine
+    from ignite.metrics import Accuracy, MeanSquaredError
+
+    from ignite_lab.training.engines import Pooled
+
+    for make, classify in ((Accuracy, True), (MeanSquaredError, False)):
+        plain, pooled, restored = make(), Pooled(make(), max_elements=pool), Pooled(make(), max_elements=pool)
+        for metric in (plain, pooled, restored):
+            metric.reset()
+        engine = Engine(lambda e, b: None)
+        for i, (n, tail) in enumerate(batches):
+            seed = data.draw(st.integers(0, 2**16))
+            g = torch.Generator().manual_seed(seed)
+            y_pred = torch.randn(n, 4, *tail, generator=g)
+            y = torch.randint(0, 4, (n, *tail), generator=g) if classify else torch.randn(n, 4, *tail, generator=g)
+            engine.state.output = {"y_pred": y_pred, "y": y, "criterion_kwargs": {}, "loss": 0.0}
+            if i == save_at:  # a mid-epoch checkpoint, then a resumed process
+                restored.load_state_dict(copy.deepcopy(pooled.state_dict()))  # as through a checkpoint file
+            for metric in (plain, pooled, restored):
+                metric.iteration_completed(engine)
+        expected = plain.compute()
+        assert pooled.compute() == pytest.approx(expected, rel=1e-6)
+        if save_at < len(batches):
+            assert restored.compute() == pytest.approx(expected, rel=1e-6)
