@@ -84,6 +84,7 @@ ACCEPTABLE = {
     "preset": lambda v: type(v) is str,
     "test_checkpoint": lambda v: v in ("best", "last"),
     "patience": whole(1, optional=True),
+    "stop_at": lambda v: v is None or (type(v) in (int, float) and math.isfinite(v)),
     "precision": lambda v: v in ("32", "bf16", "16"),
     "eval_batch_size": whole(1, optional=True),
     "limit_batches": whole(1, optional=True),

@@ -350,3 +350,24 @@ def test_a_pooled_training_metric_gives_the_figures_of_the_metric_itself(batches
         assert pooled.compute() == pytest.approx(expected, rel=1e-6)
         if save_at < len(batches):
             assert restored.compute() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "recipe, target, reached",
+    [("fizzbuzz", 0.0, True), ("fizzbuzz", 1.01, False), ("auto_mpg", 1e9, True), ("auto_mpg", -1.0, False)],
+    ids=["accuracy-reached", "accuracy-never", "mse-reached", "mse-never"],
+)
+def test_stop_at_ends_the_run_at_the_first_validation_reaching_the_target(run_cli, tmp_path, recipe, target, reached):
+    """Time to accuracy: ``--stop-at`` stops at the first epoch whose validation score is at least the target
+    (at most, for a loss-like score), tests that checkpoint, and a re-queued job finds it done."""
+    args = ["run", recipe, "--epochs", "4", "--output-dir", tmp_path, "--stop-at", target]
+    if recipe == "auto_mpg":
+        args += ["--data-dir", REPO / "ignite_lab" / "data" / "auto_mpg"]
+    result = run_cli(*args)
+    assert result.code == 0, result.output
+    summary = json.loads((only_run(tmp_path, recipe) / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["test"]
+    assert summary["epochs_completed"] == (1 if reached else 4)
+    assert ("reached --stop-at" in summary["message"]) == reached
+    again = run_cli(*args, "--resume", "auto")
+    assert again.code == 0 and "nothing to do" in again.output, again.output

@@ -75,6 +75,11 @@ class TrainConfig:
         "best", "Which weights the test split judges: best (by validation) or last.", choices=("best", "last")
     )
     patience: int | None = flag(None, "Early stopping after this many epochs without improvement.", min=1)
+    stop_at: float | None = flag(
+        None,
+        "Stop once the validation score (the recipe's metric: accuracy, mse, perplexity...) reaches this value, "
+        "and test that checkpoint: the time to a target accuracy.",
+    )
     precision: str = flag("32", "32, bf16 (CUDA, or CPUs with native bf16) or 16 (CUDA; --amp).", choices=PRECISIONS)
     eval_batch_size: int | None = flag(None, "Global batch for evaluation (default: 2x --batch-size).", min=1)
     limit_batches: int | None = flag(None, "At most N batches per epoch and evaluation (smoke runs).", min=1)

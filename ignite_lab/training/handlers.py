@@ -35,6 +35,7 @@ from ignite.handlers import Checkpoint, EarlyStopping, ProgressBar, global_step_
 from torch.optim import lr_scheduler
 
 from ignite_lab.core.errors import Interrupted, UserError
+from ignite_lab.core.status import Status, StopReason
 from ignite_lab.outputs.plots import draw_curves
 from ignite_lab.training.checkpoints import BEST, LAST, AtomicDiskSaver
 from ignite_lab.training.engines import batch_size_of
@@ -101,6 +102,8 @@ def attach_standard_handlers(s: Session, to_save: dict[str, Any]) -> Standard:
     evaluator.add_event_handler(Events.COMPLETED, best)
     if stopper is not None:
         evaluator.add_event_handler(Events.COMPLETED, stopper)
+    if s.config.stop_at is not None:
+        evaluator.add_event_handler(Events.COMPLETED, StopAtTarget(trainer, s.recipe, s.config.stop_at))
     if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
         evaluator.add_event_handler(Events.COMPLETED, PlateauStep(scheduler, score))
 
@@ -112,6 +115,23 @@ def attach_standard_handlers(s: Session, to_save: dict[str, Any]) -> Standard:
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last)  # 5
     trainer.add_event_handler(Events.EPOCH_COMPLETED, interrupt.check)  # 6
     return Standard(to_save, best, last, throughput, recorder, interrupt, s.recipe.score, s.run.checkpoints)
+
+
+class StopAtTarget:
+    """``--stop-at``: end the run, completed, at the first validation that reaches the target score (at least
+    it for a metric to maximize, at most it for one to minimize); the test then judges that checkpoint."""
+
+    def __init__(self, trainer: Engine, recipe: Any, target: float) -> None:
+        self.trainer, self.metric, self.target = trainer, recipe.score, target
+        self.better = (lambda v: v >= target) if recipe.score_mode == "max" else (lambda v: v <= target)
+
+    def __call__(self, evaluator: Engine) -> None:
+        value = evaluator.state.metrics.get(self.metric)
+        if isinstance(value, (int, float)) and self.better(float(value)):
+            epoch = self.trainer.state.epoch
+            message = f"val {self.metric} {value:.4g} reached --stop-at {self.target:g} at epoch {epoch}"
+            self.trainer.state.stop_reason = StopReason(Status.COMPLETED, message)
+            self.trainer.terminate()
 
 
 def stop_on_nonfinite_loss(engine: Engine) -> None:

@@ -405,6 +405,7 @@ def finish(s: Session, std: Standard, outcome: Outcome, test: dict | None) -> di
         "message": outcome.message,
         "run_dir": str(plan.run.path),
         "epochs_planned": plan.config.epochs,
+        "stop_at": plan.config.stop_at,
         "epochs_completed": trainer.state.epoch,
         "iterations": trainer.state.iteration,
         "best_epoch": CheckpointName.parse(best).step if best else None,

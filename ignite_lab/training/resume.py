@@ -236,7 +236,10 @@ def check_unfinished(run: RunDir, checkpoint: dict[str, Any], config: TrainConfi
             )
         return
     early_stopped_for_good = status == Status.EARLY_STOPPED and config.epochs <= int(summary.get("epochs_planned") or 0)
-    if (status == Status.COMPLETED and done >= config.epochs) or early_stopped_for_good:
+    target_reached = (
+        status == Status.COMPLETED and config.stop_at is not None and summary.get("stop_at") == config.stop_at
+    )
+    if (status == Status.COMPLETED and done >= config.epochs) or early_stopped_for_good or target_reached:
         raise NothingToDo(
             f"--resume auto: {run.path} already {status.replace('_', ' ')} ({done} epochs); "
             "nothing to do (pass a larger --epochs to train on)"
