@@ -20,7 +20,7 @@ run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 test: $(STAMP) $(VENV)/.visdom-assets browser database scheduler  ## the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.bench  ## rewrite BENCHMARKS.md (needs the real datasets in ../shared/data; about 20 minutes)
+bench: $(VENV)/.bench  ## rewrite BENCHMARKS.md (the real datasets in ../shared/data; hours: ARGS=--quick skips time to target)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 # PyTorch Lightning, the peer in the overhead table: a bench-only extra, pinned like the rest.
