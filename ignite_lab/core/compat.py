@@ -7,6 +7,7 @@ them changes, this file is where to look; nothing else in the package touches a 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,6 +22,22 @@ def metric_state_keys(metric: Metric) -> tuple[str, ...]:
     (the one its own ``Metric.state_dict`` reads); there is no public accessor.
     """
     return tuple(getattr(type(metric), "_state_dict_all_req_keys", ()))
+
+
+def metric_input(metric: Metric) -> tuple[Callable, Any]:
+    """(output transform, device) of an Ignite metric, to wrap it in another that reads the same output.
+
+    Why: a pooled training metric must transform the engine's output as the metric it wraps would and
+    live on its device; Ignite 0.5.5 keeps both in ``_output_transform`` and ``_device``, with no accessor.
+    """
+    return metric._output_transform, metric._device
+
+
+def declare_fused_step(optimizer: torch.optim.Optimizer) -> None:
+    """Tell AMP's GradScaler that ``optimizer`` (switched to ``fused=True`` after construction) unscales in
+    its own fused kernel. Why: torch 2.14's Adam, AdamW and SGD set ``_step_supports_amp_scaling`` in
+    ``__init__`` when built fused; GradScaler reads that private flag and has no other way to be told."""
+    optimizer._step_supports_amp_scaling = True
 
 
 def saves_state(*keys: str):

@@ -24,7 +24,7 @@ from ignite.metrics import (
 )
 from ignite.metrics.metric import reinit__is_reduced, sync_all_reduce
 
-from ignite_lab.core.compat import saves_state
+from ignite_lab.core.compat import metric_input, saves_state
 from ignite_lab.core.recipe import Parts, StepTools, step_output, to_device
 from ignite_lab.training.precision import Precision
 
@@ -72,7 +72,8 @@ class Pooled(Metric):
         self.required_output_keys = metric.required_output_keys
         self.pending: list[tuple[torch.Tensor, ...]] = []
         self.size = 0
-        super().__init__(output_transform=metric._output_transform, device=metric._device)
+        transform, device = metric_input(metric)
+        super().__init__(output_transform=transform, device=device)
 
     def reset(self) -> None:
         self.pending, self.size = [], 0

@@ -33,6 +33,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.utils import manual_seed
 
+from ignite_lab.core.compat import declare_fused_step
 from ignite_lab.core.config import DashboardConfig, LaunchConfig, TrainConfig
 from ignite_lab.core.errors import Interrupted, RunFailed, UserError
 from ignite_lab.core.recipe import Parts, Recipe, RunView
@@ -169,7 +170,7 @@ def use_fused_step(optimizer: torch.optim.Optimizer) -> None:
         return
     for group in [*groups, optimizer.defaults]:
         group["fused"] = True
-    optimizer._step_supports_amp_scaling = True  # what __init__ sets with fused=True (GradScaler reads it)
+    declare_fused_step(optimizer)
 
 
 def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
