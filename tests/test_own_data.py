@@ -258,3 +258,25 @@ def test_a_recipe_file_is_found_by_its_name_in_the_working_folder(tmp_path):
     best = next((tmp_path / "runs" / "mine").glob("*/checkpoints/best_*.pt"))
     scored = ignite_lab("eval", "mine", "--checkpoint", best, "--split", "val", cwd=tmp_path)
     assert scored.returncode == 0 and "accuracy" in scored.stdout, scored.stderr
+
+
+def test_sentences_with_glove_vectors_predict_after_the_vectors_and_data_are_gone(tmp_path):
+    """The embedding's width comes with the run (embedding.json): predict needs neither the vectors file
+    nor the training data, and a width of the vectors' own, not the --set embed default."""
+    data = tmp_path / "reviews"
+    write_reviews(data, rows=60)
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("".join(f"{w} {' '.join(['0.5'] * 7)}\n" for w in ("a", "fine", "film", "dull", "minute")))
+    out = tmp_path / "runs"
+    result = ignite_lab(
+        "run", "text_classifier", "--data-dir", data, "--set", f"glove={glove}", "--epochs", "1", "--output-dir", out
+    )
+    assert result.returncode == 0, result.stderr
+    run = only_run(out, "text_classifier")
+    assert json.loads((run / "embedding.json").read_text()) == {"dim": 7}
+    glove.unlink()
+    data.rename(tmp_path / "gone")
+    best = next((run / "checkpoints").glob("best_*.pt"))
+    answer = ignite_lab("predict", "text_classifier", "--checkpoint", best, "a fine film", "--json")
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)[0]["top"][0]["class"] in ("1", "5")
