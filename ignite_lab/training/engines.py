@@ -57,10 +57,11 @@ POOLABLE = (Accuracy, TopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteErr
 class Pooled(Metric):
     """A training metric updated once per ``max_elements`` predictions instead of at every step.
 
-    Each update of an Ignite metric costs about 30 us of checks whatever its size, a tenth of a small
-    model's step. The metrics pooled here are sums over samples, so updating them with the concatenated
-    batches gives the same figures; a batch of another shape (variable-length outputs) flushes the pool
-    first. The pool is flushed before any figure or state is read (epoch end, a mid-epoch checkpoint).
+    Each update of an Ignite metric costs about 30 us of checks whatever its size (Accuracy on a batch of
+    64), per step on top of a small model's 1-3 ms. The metrics pooled here are sums over samples, so
+    updating them with the concatenated batches gives the same figures; a batch of another shape
+    (variable-length outputs) flushes the pool first. The pool is flushed before any figure or state is
+    read (epoch end, a mid-epoch checkpoint).
     """
 
     # marks it as a metric with state (a run resumed mid-epoch restores it): ``state_dict`` below flushes the

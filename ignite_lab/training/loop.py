@@ -158,8 +158,8 @@ FUSED_STEPS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 def use_fused_step(optimizer: torch.optim.Optimizer) -> None:
     """Switch the recipe's optimizer, in place (a recipe may hold it), to PyTorch's fused step where it has one:
     Adam, AdamW and SGD over dense float parameters on CPU or CUDA. The same update in one kernel instead of
-    a Python loop over the parameters (Adam on the 784-32-16-10 MLP: 2.1 ms a step against 2.8 ms). An
-    optimizer that chose ``foreach`` or ``fused`` itself, or has stepped already, keeps its own."""
+    a Python loop over the parameters (Adam on the 784-32-16-10 MLP, batch 64, 1 thread: 1.6 ms a step
+    against 2.5 ms). An optimizer that chose ``foreach`` or ``fused`` itself, or has stepped, keeps its own."""
     if type(optimizer) not in FUSED_STEPS or optimizer.state or optimizer.defaults.get("differentiable"):
         return
     groups = optimizer.param_groups
