@@ -20,6 +20,7 @@ convolutions of widths 3, 4 and 5 max-pooled over time (Kim, 2014).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,18 +122,16 @@ def build(config: TrainConfig, s: Settings) -> Parts:
 
     read = Splits.read(config, s) if config.reads("val") else None  # predict and export read the run's files
 
-    def training() -> Splits:
+    @functools.cache
+    def training() -> Splits:  # read once, and only where the run lacks its files
         return read or Splits.read(config, s)
 
-    meta = json.loads(
-        run_file(config, "labels.json", lambda: json.dumps(label_names(training().frames["train"][training().label])))
-    )
+    def column(name: str):
+        return training().frames["train"][getattr(training(), name)]
+
+    meta = json.loads(run_file(config, "labels.json", lambda: json.dumps(label_names(column("label")))))
     tokenizer = Tokenizer.from_str(
-        run_file(
-            config,
-            "tokenizer.json",
-            lambda: train_tokenizer(training().frames["train"][training().text], s, PAD, UNK).to_str(),
-        )
+        run_file(config, "tokenizer.json", lambda: train_tokenizer(column("text"), s, PAD, UNK).to_str())
     )
     tokenizer.enable_truncation(s.max_tokens)
     pad_index = tokenizer.token_to_id(PAD)

@@ -174,7 +174,7 @@ def run_once(command: list[str], out: Path, resolved: dict[str, Any] | None = No
     Its wall time is then the run's own training time over all its pieces (start-ups not counted).
     """
     out.mkdir(parents=True, exist_ok=True)
-    attempt = {"command": command, "resolved": resolved}
+    attempt = json.loads(json.dumps({"command": command, "resolved": resolved}))  # as attempt.json reads back
     resume = unfinished(out) is not None and read_json(out / "attempt.json") == attempt
     write_atomic(out / "attempt.json", json.dumps(attempt, indent=1, sort_keys=True))
     argv = [sys.executable, "-m", "ignite_lab", *command[1:], "--output-dir", str(out)]
