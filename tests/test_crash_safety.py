@@ -92,6 +92,9 @@ def test_the_interrupt_and_resume_messages_name_the_same_place(tmp_path):
     assert summary["status"] == "interrupted" and summary["history"][-1]["event"] == "interrupted"
     again = lab(*args, "--resume", "auto")
     assert again.returncode == 0 and "at epoch 2, batch 3 of 10 (iteration 13)" in again.stderr, again.stderr
+    history = json.loads((only_run(tmp_path, "faults") / "summary.json").read_text())["history"]
+    places = [(h["event"], h["epoch"], h["iteration"]) for h in history]
+    assert places == [("started", 0, 0), ("interrupted", 2, 13), ("resumed", 2, 13), ("completed", 2, 20)]
 
 
 def test_extending_a_finished_run_keeps_one_best_and_one_last_checkpoint(run_cli, tmp_path):

@@ -446,7 +446,11 @@ def finish(s: Session, std: Standard, outcome: Outcome, test: dict | None) -> di
 
 
 def history_event(event: str, trainer: Engine) -> dict[str, Any]:
-    return {"event": event, "epoch": trainer.state.epoch, "iteration": trainer.state.iteration, "time": now()}
+    """``epoch`` is the epoch the iteration falls in, whatever Ignite counts (a loaded mid-epoch state says
+    the epochs completed, a running one the epoch under way)."""
+    iteration, length = trainer.state.iteration, trainer.state.epoch_length
+    epoch = -(-iteration // length) if length else trainer.state.epoch
+    return {"event": event, "epoch": epoch, "iteration": iteration, "time": now()}
 
 
 def best_val(records: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
