@@ -35,13 +35,14 @@ class Config:
     epochs: int = 3
     checkpoint_every: int | None = None
     limit: int | None = None
+    schedule: str = "none"
 
     @property
     def batches(self) -> int:
         return self.limit or 10
 
     def args(self) -> list[str]:
-        args = ["--epochs", str(self.epochs), "--seed", "3", "--deterministic"]
+        args = ["--epochs", str(self.epochs), "--seed", "3", "--deterministic", "--lr-schedule", self.schedule]
         if self.checkpoint_every:
             args += ["--checkpoint-every", str(self.checkpoint_every)]
         if self.limit:

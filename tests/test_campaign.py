@@ -79,7 +79,7 @@ ACCEPTABLE = {
     "lr": positive,
     "seed": whole(),
     "data_dir": lambda v: v is None or type(v) is str,
-    "lr_schedule": lambda v: v in ("none", "step", "cosine", "plateau", "exponential"),
+    "lr_schedule": lambda v: v in ("none", "step", "cosine", "onecycle", "plateau", "exponential"),
     "lr_gamma": positive,
     "preset": lambda v: type(v) is str,
     "test_checkpoint": lambda v: v in ("best", "last"),

@@ -92,6 +92,25 @@ def test_cosine_schedule_stretched_to_more_epochs_follows_the_new_closed_form():
     assert optimizer.param_groups[0]["lr"] == pytest.approx((1 + math.cos(math.pi * 11 / 40)) / 2)
 
 
+def test_onecycle_stretched_to_more_epochs_is_the_longer_cycle_from_the_same_step():
+    def cycle(total):
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=total, pct_start=0.25)
+
+    optimizer, scheduler = cycle(20)
+    longer_optimizer, longer = cycle(40)
+    for _ in range(7):
+        for o, s in ((optimizer, scheduler), (longer_optimizer, longer)):
+            o.step()
+            s.step()
+    stretch_schedule(scheduler, epochs=4, iterations_per_epoch=10)
+    for _ in range(32):  # to the end of the longer cycle: no error past the old one's 20 steps
+        for o, s in ((optimizer, scheduler), (longer_optimizer, longer)):
+            o.step()
+            s.step()
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(longer_optimizer.param_groups[0]["lr"])
+
+
 def test_step_schedule_stretched_keeps_thirds_of_the_new_length():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)  # 3 epochs

@@ -33,8 +33,13 @@ def faults_env(tmp_path: Path, *faults: Fault, delay: float = 0.0) -> dict[str, 
         (Config(epochs=2, checkpoint_every=5), [Fault("test", 0, 1, "SIGKILL")]),
         # --limit-batches, SIGUSR1 and killed while validating (was: weights off by 0.03)
         (Config(epochs=3, limit=6), [Fault("train", 2, 3, "SIGUSR1"), Fault("val", 3, 1, "SIGKILL")]),
+        # a per-iteration one-cycle schedule, killed mid-epoch twice (its step count must survive both)
+        (
+            Config(epochs=2, checkpoint_every=3, schedule="onecycle"),
+            [Fault("train", 1, 7, "SIGKILL"), Fault("train", 2, 5, "SIGTERM")],
+        ),
     ],
-    ids=["killed-testing", "limit-batches"],
+    ids=["killed-testing", "limit-batches", "onecycle"],
 )
 def test_a_requeued_job_converges_to_the_uninterrupted_run(references, tmp_path, config, faults):
     report = requeue(config, tmp_path / "out", faults)

@@ -83,7 +83,7 @@ def test_fizzbuzz_learns_numbers_it_never_saw(run_cli, tmp_path):
 
 def test_lr_schedules_change_the_learning_rate(run_cli, tmp_path):
     lrs = {}
-    for schedule in ("none", "step", "cosine"):
+    for schedule in ("none", "step", "cosine", "onecycle"):
         out = tmp_path / schedule
         assert (
             run_cli("run", "xor", "--epochs", "3", "--lr", "0.1", "--lr-schedule", schedule, "--output-dir", out).code
@@ -95,6 +95,8 @@ def test_lr_schedules_change_the_learning_rate(run_cli, tmp_path):
     assert lrs["none"] == [0.1, 0.1, 0.1]
     assert [round(x, 6) for x in lrs["step"]] == [0.1, 0.01, 0.001]
     assert lrs["cosine"][0] == 0.1 and lrs["cosine"][0] > lrs["cosine"][1] > lrs["cosine"][2] > 0
+    assert lrs["onecycle"][0] == pytest.approx(0.1 / 25) and lrs["onecycle"][1] > lrs["onecycle"][0]  # warm-up
+    assert lrs["onecycle"][1] > lrs["onecycle"][2] > 0 and max(lrs["onecycle"]) <= 0.1
 
 
 def test_plateau_schedule_and_early_stopping(run_cli, tmp_path):

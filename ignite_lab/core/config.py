@@ -22,7 +22,7 @@ from typing import Any, Literal
 from ignite_lab.core.checks import problem
 from ignite_lab.core.errors import UserError
 
-LR_SCHEDULES = ("none", "step", "cosine", "plateau", "exponential")
+LR_SCHEDULES = ("none", "step", "cosine", "onecycle", "plateau", "exponential")
 PURPOSES = ("train", "eval", "predict")
 PRECISIONS = ("32", "bf16", "16")  # --precision: float32, bfloat16 autocast, float16 autocast with a scaler
 VISDOM_PORT = 8097
@@ -65,7 +65,8 @@ class TrainConfig:
     )
     lr_schedule: str = flag(
         "none",
-        "step: x(lr-gamma) at each third of the epochs; cosine: to 0; plateau: x0.1 after 2 flat epochs; "
+        "step: x(lr-gamma) at each third of the epochs; cosine: to 0; onecycle: up to lr over the first quarter "
+        "of the iterations, then down to lr/10,000; plateau: x0.1 after 2 flat epochs; "
         "exponential: x(lr-gamma) after every epoch.",
         choices=LR_SCHEDULES,
     )

@@ -84,7 +84,7 @@ def attach_standard_handlers(s: Session, to_save: dict[str, Any]) -> Standard:
     to_save.update({k: v for k, v in (("lr_scheduler", scheduler), ("early_stopping", stopper)) if v is not None})
     best, last = checkpointers(trainer, to_save, s.run.checkpoints, score, s.recipe.score)
     throughput, interrupt = Throughput(), GracefulInterrupt(last)
-    recorder = EpochRecorder(s, throughput)
+    recorder = EpochRecorder(s, throughput, to_save["mid_epoch"])
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED, stop_on_nonfinite_loss)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, throughput.count)
@@ -92,12 +92,11 @@ def attach_standard_handlers(s: Session, to_save: dict[str, Any]) -> Standard:
         attach_progress(trainer)
     if s.live is not None:
         trainer.add_event_handler(Events.ITERATION_COMPLETED, s.live.training_loss)
-    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
+    if isinstance(scheduler, (lr_scheduler.CosineAnnealingLR, lr_scheduler.OneCycleLR)):
         trainer.add_event_handler(Events.ITERATION_COMPLETED, step_scheduler, scheduler)
     if s.launch.checkpoint_every:  # mid-epoch only: at an epoch's end the last checkpoint waits for validation (5)
         trainer.add_event_handler(Events.ITERATION_COMPLETED(event_filter=periodic(s.launch.checkpoint_every)), last)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, interrupt.check)
-    trainer.add_event_handler(Events.EPOCH_STARTED, recorder.epoch_started)
 
     evaluator.add_event_handler(Events.COMPLETED, best)
     if stopper is not None:
@@ -251,9 +250,13 @@ def checkpointers(
     return best, last
 
 
+ONECYCLE_WARMUP = 0.25  # the share of the iterations that warm up
+
+
 def make_lr_schedule(s: Session) -> Any | None:
-    """none | step (x gamma at each third of the epochs) | cosine (per iteration, to 0) | plateau (x0.1 after 2
-    flat epochs) | exponential (x gamma after every epoch)."""
+    """none | step (x gamma at each third of the epochs) | cosine (per iteration, to 0) | onecycle (per
+    iteration: up to lr over the first quarter, then down to lr/10,000, the momentum cycled against it where
+    the optimiser has one) | plateau (x0.1 after 2 flat epochs) | exponential (x gamma after every epoch)."""
     optimizer, config = s.parts.optimizer, s.config
     if config.lr_schedule == "step":
         return lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=config.lr_gamma)
@@ -261,12 +264,23 @@ def make_lr_schedule(s: Session) -> Any | None:
         return lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     if config.lr_schedule == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * s.loaders.iterations_per_epoch))
+    if config.lr_schedule == "onecycle":
+        cycle_momentum = "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
+        return lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=max(2, config.epochs * s.loaders.iterations_per_epoch),
+            pct_start=ONECYCLE_WARMUP,
+            cycle_momentum=cycle_momentum,
+        )
     if config.lr_schedule == "plateau":
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
     return None
 
 
 def step_scheduler(_: Engine, scheduler: Any) -> None:
+    if isinstance(scheduler, lr_scheduler.OneCycleLR) and scheduler.last_epoch >= scheduler.total_steps - 1:
+        return  # the cycle is over (OneCycleLR raises past its end): the lr stays at its floor
     scheduler.step()
 
 
@@ -301,33 +315,29 @@ class Throughput:
 class EpochRecorder:
     """Writes each epoch's train and val metrics to metrics.jsonl and the log, and feeds live plots and curves.png."""
 
-    def __init__(self, s: Session, throughput: Throughput) -> None:
+    def __init__(self, s: Session, throughput: Throughput, mid_epoch: Any) -> None:
         self.recipe, self.run, self.main, self.live = s.recipe.name, s.run, s.process.main, s.live
-        self.evaluator, self.optimizer, self.throughput = s.engines.evaluator, s.parts.optimizer, throughput
+        self.evaluator, self.throughput, self.mid_epoch = s.engines.evaluator, throughput, mid_epoch
         self.started = time.perf_counter()
         self.elapsed_before = 0.0  # training time of the run before a resume
-        self.epoch_lr = 0.0  # the LR the epoch started with
         self.last_plot = time.perf_counter()
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
 
-    def epoch_started(self, _: Engine) -> None:
-        self.epoch_lr = self.optimizer.param_groups[0]["lr"]
-
     def epoch_completed(self, trainer: Engine) -> None:
         if not self.main:
             return
-        state, val = trainer.state, self.evaluator.state.metrics
+        state, val, lr = trainer.state, self.evaluator.state.metrics, self.mid_epoch.epoch_lr
         where = {"epoch": state.epoch, "iteration": state.iteration, "elapsed": round(self.elapsed(), 3)}
-        self.run.append_metrics({**where, "split": "train", "metrics": {**state.metrics, "lr": self.epoch_lr}})
+        self.run.append_metrics({**where, "split": "train", "metrics": {**state.metrics, "lr": lr}})
         self.run.append_metrics({**where, "split": "val", "metrics": val})
         log.info(
             "epoch %d/%d | train %s | val %s | lr %.3g | %.1fs",
-            *(state.epoch, state.max_epochs, brief(state.metrics), brief(val), self.epoch_lr, self.elapsed()),
+            *(state.epoch, state.max_epochs, brief(state.metrics), brief(val), lr, self.elapsed()),
         )
         if self.live is not None:
-            self.live.epoch(state.epoch, state.metrics, val, self.epoch_lr, self.throughput.last_rate)
+            self.live.epoch(state.epoch, state.metrics, val, lr, self.throughput.last_rate)
         if time.perf_counter() - self.last_plot > PLOT_EVERY_S:
             draw_curves({self.recipe: self.run.read_metrics()}, self.run.curves)
             self.last_plot = time.perf_counter()

@@ -226,7 +226,7 @@ def open_sinks(recipe: Recipe, plan: RunPlan, dashboard: DashboardConfig) -> Liv
 def attach_handlers(s: Session, extra: Callable[[RunView], None] | None = None) -> Standard:
     """The standard handlers (handlers.py says in which order), then the recipe's own, then the caller's."""
     config, trainer, engines, parts = s.config, s.trainer, s.engines, s.parts
-    mid_epoch = MidEpochState(config.seed, s.loaders.train, engines.train_metrics)
+    mid_epoch = MidEpochState(config.seed, s.loaders.train, engines.train_metrics, parts.optimizer)
     mid_epoch.attach(trainer)
     to_save: dict[str, Any] = {"model": parts.model, "optimizer": parts.optimizer, "trainer": trainer}
     to_save.update(mid_epoch=mid_epoch, run_info=RunInfo(dataclasses.asdict(config)))

@@ -10,8 +10,9 @@ finished: say so and exit 0; the newest run trained by a live process: ``RunBusy
 
 ``MidEpochState`` owns what a run resumed mid-epoch needs beyond model, optimizer and counters: the
 batches of the epoch already trained (skipped without being loaded), the random generators' state and
-the epoch-so-far training metrics. Together with the (seed, epoch) rule for data order and random
-state, a resumed run ends with the same weights as one never interrupted.
+the epoch-so-far training metrics, and the LR the epoch began with (its record reports it). Together with
+the (seed, epoch) rule for data order and random state, a resumed run ends with the same weights and
+records as one never interrupted.
 
 Why not Ignite's ``DeterministicEngine`` / ``ReproducibleBatchSampler`` (checked in 0.5.5): it rewinds
 only DataLoaders that have a ``batch_sampler``; our in-memory batches (``TensorData``, sampled by
@@ -42,7 +43,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.metrics import Metric, MetricsLambda
 from ignite.utils import manual_seed
-from torch.optim import lr_scheduler
+from torch.optim import Optimizer, lr_scheduler
 
 from ignite_lab.core.compat import metric_state_keys
 from ignite_lab.core.config import LaunchConfig, TrainConfig
@@ -268,15 +269,17 @@ def explicit_checkpoint(resume: str) -> Path:
 
 
 class MidEpochState:
-    """Data position, random state and epoch-so-far metrics; saved in every checkpoint as ``mid_epoch``.
+    """Data position, random state, epoch-so-far metrics and the LR the epoch began with; saved in every
+    checkpoint as ``mid_epoch``.
 
     At every epoch start it tells the loader which epoch begins (its order depends on (seed, epoch)) and
     how many of its batches were already trained; a run resumed mid-epoch then takes back its saved
     random state and metrics, any other epoch reseeds with (seed + epoch).
     """
 
-    def __init__(self, seed: int, loader: Iterable, metrics: dict[str, Metric]) -> None:
-        self.seed, self.loader = seed, loader
+    def __init__(self, seed: int, loader: Iterable, metrics: dict[str, Metric], optimizer: Optimizer) -> None:
+        self.seed, self.loader, self.optimizer = seed, loader, optimizer
+        self.epoch_lr = 0.0  # what the epoch's record reports, after a resume as before it
         self.metrics: dict[str, Metric] = {}
         for name, metric in metrics.items():
             self._collect(name, metric)
@@ -300,6 +303,7 @@ class MidEpochState:
         state, self.pending = self.pending, None
         if state is None:
             manual_seed(self.seed + engine.state.epoch)
+            self.epoch_lr = self.optimizer.param_groups[0]["lr"]
         else:
             self._restore(state)
 
@@ -311,6 +315,7 @@ class MidEpochState:
             "python": [version, list(keys), gauss],
             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
             "metrics": {name: dict(metric.state_dict()) for name, metric in self.metrics.items()},
+            "epoch_lr": self.epoch_lr,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -322,6 +327,7 @@ class MidEpochState:
         random.setstate((version, tuple(keys), gauss))
         name, keys, *rest = state["numpy"]
         np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+        self.epoch_lr = float(state.get("epoch_lr", self.optimizer.param_groups[0]["lr"]))
         for metric_name, metric_state in state.get("metrics", {}).items():
             if metric_name in self.metrics:
                 self.metrics[metric_name].load_state_dict(metric_state)
@@ -360,6 +366,12 @@ def stretch_schedule(scheduler: Any, epochs: int, iterations_per_epoch: int) -> 
         scheduler.T_max = max(1, epochs * iterations_per_epoch)
         factor = (1 + math.cos(math.pi * min(step, scheduler.T_max) / scheduler.T_max)) / 2
         lrs = [scheduler.eta_min + (base - scheduler.eta_min) * factor for base in scheduler.base_lrs]
+    elif isinstance(scheduler, lr_scheduler.OneCycleLR):  # closed form: the phases' ends move with the length
+        total = max(2, epochs * iterations_per_epoch)
+        for phase in scheduler._schedule_phases:
+            phase["end_step"] = float((phase["end_step"] + 1) / scheduler.total_steps * total) - 1
+        scheduler.total_steps = total
+        return
     elif isinstance(scheduler, lr_scheduler.StepLR):
         scheduler.step_size = max(1, epochs // 3)
         lrs = [base * scheduler.gamma ** (step // scheduler.step_size) for base in scheduler.base_lrs]
