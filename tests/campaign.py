@@ -35,14 +35,17 @@ class Config:
     epochs: int = 3
     checkpoint_every: int | None = None
     limit: int | None = None
-    schedule: str = "none"
+    schedule: str | None = None
+    preset: str | None = None
 
     @property
     def batches(self) -> int:
         return self.limit or 10
 
     def args(self) -> list[str]:
-        args = ["--epochs", str(self.epochs), "--seed", "3", "--deterministic", "--lr-schedule", self.schedule]
+        args = ["--epochs", str(self.epochs), "--seed", "3", "--deterministic"]
+        args += ["--lr-schedule", self.schedule] if self.schedule else []
+        args += ["--preset", self.preset] if self.preset else []
         if self.checkpoint_every:
             args += ["--checkpoint-every", str(self.checkpoint_every)]
         if self.limit:

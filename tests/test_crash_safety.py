@@ -38,8 +38,10 @@ def faults_env(tmp_path: Path, *faults: Fault, delay: float = 0.0) -> dict[str, 
             Config(epochs=2, checkpoint_every=3, schedule="onecycle"),
             [Fault("train", 1, 7, "SIGKILL"), Fault("train", 2, 5, "SIGTERM")],
         ),
+        # a preset naming the lr it decays from: the re-queued command must not reset the decayed lr
+        (Config(epochs=3, checkpoint_every=4, preset="decay"), [Fault("train", 2, 6, "SIGTERM")]),
     ],
-    ids=["killed-testing", "limit-batches", "onecycle"],
+    ids=["killed-testing", "limit-batches", "onecycle", "preset-decay"],
 )
 def test_a_requeued_job_converges_to_the_uninterrupted_run(references, tmp_path, config, faults):
     report = requeue(config, tmp_path / "out", faults)

@@ -66,7 +66,7 @@ class RunPlan:
     config: TrainConfig
     recipe_ref: str  # how to name the recipe in a resume command: its name or its file
     checkpoint: Path | None = None  # resumed from
-    lr_override: float | None = None  # an --lr typed with --resume replaces the saved optimizer's
+    lr_override: float | None = None  # a new --lr typed with --resume replaces the saved optimizer's
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,7 +189,10 @@ def resumed(
     merged.settings = complete_settings(recipe.settings, merged.settings, where=str(path))
     check_unfinished(run, checkpoint, merged, strict)
     run.check_writable()
-    return RunPlan(run, merged, recipe_ref, path, config.lr if "lr" in given else None)
+    # only an lr that differs from the run's resets the optimiser's: the same --lr, or a preset that names the
+    # lr it started with, continues the schedule where it was
+    new_lr = config.lr if "lr" in given and config.lr != saved.lr else None
+    return RunPlan(run, merged, recipe_ref, path, new_lr)
 
 
 def new_run(

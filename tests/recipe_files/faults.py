@@ -19,7 +19,7 @@ from ignite.engine import Events
 from ignite.metrics import Accuracy
 from torch import nn
 
-from ignite_lab import Parts, Recipe, RunView, TensorData
+from ignite_lab import Parts, Preset, Recipe, RunView, TensorData
 
 PHASE = {"name": "train", "epoch": 0, "batch": 0}
 
@@ -100,4 +100,14 @@ def build(config, settings):
     )
 
 
-RECIPE = Recipe(summary="fault probe", dataset="random", build=build, epochs=3, batch_size=10, lr=0.01)
+RECIPE = Recipe(
+    summary="fault probe",
+    dataset="random",
+    build=build,
+    epochs=3,
+    batch_size=10,
+    lr=0.01,
+    presets={  # a preset that names its lr and decays it, as the books' presets do
+        "decay": Preset(source="test", flags={"lr": 0.02, "lr_schedule": "exponential", "lr_gamma": 0.5})
+    },
+)
