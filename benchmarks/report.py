@@ -99,12 +99,15 @@ def time_to_target(r: dict) -> str:
         "default and its book preset: the wall time from the start (imports, loading the data, every validation) "
         "to the end of the test of the first checkpoint whose validation score reached the target, with that "
         "test's figure. A run that never reaches the target trains all its epochs; the row then gives its best "
-        "validation score. Runs under 5 minutes are repeated with 3 seeds (median).\n\n"
+        "validation score. Runs under 5 minutes are repeated with 3 seeds (median). A book preset that ran "
+        "over an hour in REPRODUCE.md is quoted from its row there (reached: `whole run`): its full run, tested "
+        "with the weights the book tests.\n\n"
     )
-    rows = []
+    rows, limits = [], {}
     for row in r["ttt"]:
         seeds = row["seeds"]
-        reached = sum(s["reached"] for s in seeds)
+        reached = sum(bool(s["reached"]) for s in seeds)
+        limits.setdefault(row["recipe"], row.get("limits"))
         test = seeds[0]["test"].get(row["score"])
         best = ", ".join(f"{s['best_val']:.4g}" for s in seeds if s["best_val"] is not None)
         rows.append(
@@ -112,16 +115,17 @@ def time_to_target(r: dict) -> str:
                 row["recipe"],
                 row["preset"],
                 f"val {row['score']} {row['target']:g}",
-                f"{reached} of {len(seeds)}",
+                f"whole run ({row['quoted']})" if row.get("quoted") else f"{reached} of {len(seeds)}",
                 f"{row['median_wall_s']:.1f}",
                 f"{row['budget_s']}",
                 f"{test:.4g}" if isinstance(test, float) else "-",
-                best if reached < len(seeds) else "-",
+                best if reached < len(seeds) and best else "-",
                 ", ".join(str(s["epochs"]) for s in seeds),
             ]
         )
     header = ["recipe", "preset", "target", "reached", "median wall s", "target s", "test (seed 0)", "best val"]
-    return text + table([*header, "epochs"], rows)
+    notes = "".join(f"- {name}: {limit}\n" for name, limit in limits.items() if limit)
+    return text + table([*header, "epochs"], rows) + ("\nWhat limits each:\n\n" + notes if notes else "")
 
 
 def memory(r: dict) -> str:
