@@ -66,7 +66,7 @@ class TrainConfig:
     lr_schedule: str = flag(
         "none",
         "step: x(lr-gamma) at each third of the epochs; cosine: to 0; onecycle: up to lr over the first quarter "
-        "of the iterations, then down to lr/10,000; plateau: x0.1 after 2 flat epochs; "
+        "of the iterations (from lr/25), then down to lr/250,000; plateau: x0.1 after 2 flat epochs; "
         "exponential: x(lr-gamma) after every epoch.",
         choices=LR_SCHEDULES,
     )

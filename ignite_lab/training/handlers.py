@@ -255,8 +255,9 @@ ONECYCLE_WARMUP = 0.25  # the share of the iterations that warm up
 
 def make_lr_schedule(s: Session) -> Any | None:
     """none | step (x gamma at each third of the epochs) | cosine (per iteration, to 0) | onecycle (per
-    iteration: up to lr over the first quarter, then down to lr/10,000, the momentum cycled against it where
-    the optimiser has one) | plateau (x0.1 after 2 flat epochs) | exponential (x gamma after every epoch)."""
+    iteration: from lr/25 up to lr over the first quarter, then down to lr/250,000, the momentum cycled
+    against it where the optimiser has one) | plateau (x0.1 after 2 flat epochs) | exponential (x gamma
+    after every epoch)."""
     optimizer, config = s.parts.optimizer, s.config
     if config.lr_schedule == "step":
         return lr_scheduler.StepLR(optimizer, step_size=max(1, config.epochs // 3), gamma=config.lr_gamma)
