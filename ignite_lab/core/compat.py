@@ -40,6 +40,18 @@ def declare_fused_step(optimizer: torch.optim.Optimizer) -> None:
     optimizer._step_supports_amp_scaling = True
 
 
+def stretch_one_cycle(scheduler: torch.optim.lr_scheduler.OneCycleLR, total_steps: int) -> None:
+    """Refit a restored one-cycle schedule to ``total_steps``, each phase ending at the same share of it.
+
+    Why: a resume that raises --epochs lengthens the cycle. torch 2.14's OneCycleLR computes its LR in
+    closed form from ``total_steps`` and the phase ends it fixed in ``__init__`` (``_schedule_phases``, a
+    list of dicts with ``end_step``); there is no public way to change the length.
+    """
+    for phase in scheduler._schedule_phases:
+        phase["end_step"] = float((phase["end_step"] + 1) / scheduler.total_steps * total_steps) - 1
+    scheduler.total_steps = total_steps
+
+
 def saves_state(*keys: str):
     """Class decorator for a metric of ours: the attributes ``Metric.state_dict`` saves, so a run resumed
     mid-epoch restores it. Ignite 0.5.5 reads them from the private ``_state_dict_all_req_keys``."""

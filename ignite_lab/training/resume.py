@@ -45,7 +45,7 @@ from ignite.metrics import Metric, MetricsLambda
 from ignite.utils import manual_seed
 from torch.optim import Optimizer, lr_scheduler
 
-from ignite_lab.core.compat import metric_state_keys
+from ignite_lab.core.compat import metric_state_keys, stretch_one_cycle
 from ignite_lab.core.config import LaunchConfig, TrainConfig
 from ignite_lab.core.errors import NothingToDo, UserError
 from ignite_lab.core.recipe import Recipe
@@ -370,10 +370,7 @@ def stretch_schedule(scheduler: Any, epochs: int, iterations_per_epoch: int) -> 
         factor = (1 + math.cos(math.pi * min(step, scheduler.T_max) / scheduler.T_max)) / 2
         lrs = [scheduler.eta_min + (base - scheduler.eta_min) * factor for base in scheduler.base_lrs]
     elif isinstance(scheduler, lr_scheduler.OneCycleLR):  # closed form: the phases' ends move with the length
-        total = max(2, epochs * iterations_per_epoch)
-        for phase in scheduler._schedule_phases:
-            phase["end_step"] = float((phase["end_step"] + 1) / scheduler.total_steps * total) - 1
-        scheduler.total_steps = total
+        stretch_one_cycle(scheduler, max(2, epochs * iterations_per_epoch))
         return
     elif isinstance(scheduler, lr_scheduler.StepLR):
         scheduler.step_size = max(1, epochs // 3)
