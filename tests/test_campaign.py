@@ -29,6 +29,8 @@ CONFIGS = st.builds(
     epochs=st.sampled_from([2, 3]),
     checkpoint_every=st.sampled_from([None, 3, 5, 10]),  # dividing the epoch, not, and the epoch itself
     limit=st.sampled_from([None, 6]),
+    schedule=st.sampled_from([None, "step", "cosine", "onecycle"]),  # per epoch, per iteration, warm-up
+    preset=st.sampled_from([None, "decay"]),  # a preset that names its lr, re-sent by every re-queue
 )
 
 
