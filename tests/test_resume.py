@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import make_mnist, only_run, read_jsonl, run_process
 
 ARGS = ["--batch-size", "32", "--seed", "5", "--set", "channels=8", "--set", "hidden=32"]
@@ -104,3 +105,30 @@ def test_cosine_schedule_is_stretched_when_epochs_are_raised(run_cli, tmp_path):
     run = only_run(tmp_path, "xor")
     lrs = [r["metrics"]["lr"] for r in read_jsonl(run / "metrics.jsonl") if r["split"] == "train"]
     assert len(lrs) == 4 and lrs[0] == 0.1 and lrs[1] > lrs[2] > lrs[3] > 0  # keeps decaying, no restart
+
+
+@pytest.mark.parametrize(
+    "trained, change, field",
+    [
+        (["--lr-schedule", "cosine"], ["--lr-schedule", "onecycle"], "lr_schedule"),  # was a raw KeyError
+        (["--lr-schedule", "cosine"], ["--lr-schedule", "exponential"], "lr_schedule"),  # was: trained at lr 0
+        (["--lr-schedule", "none"], ["--lr-schedule", "step"], "lr_schedule"),
+        (["--lr-schedule", "step", "--lr-gamma", "0.5"], ["--lr-gamma", "0.1"], "lr_gamma"),  # was: 0.5, silently
+    ],
+)
+@pytest.mark.parametrize("how", ["typed", "config.json"])
+def test_a_resume_cannot_switch_the_schedule_its_checkpoint_holds(run_cli, tmp_path, trained, change, field, how):
+    out = tmp_path / "runs"
+    assert run_cli("run", "xor", "--epochs", "2", *trained, "--output-dir", out).code == 0
+    run = only_run(out, "xor")
+    before = {p.name: p.read_bytes() for p in [*run.glob("*.json*"), *(run / "checkpoints").iterdir()]}
+    if how == "config.json":  # a hand edit: the flag's field set to the new value
+        config = json.loads((run / "config.json").read_text())
+        config[change[0][2:].replace("-", "_")] = float(change[1]) if change[0] == "--lr-gamma" else change[1]
+        (run / "config.json").write_text(json.dumps(config))
+        before["config.json"] = (run / "config.json").read_bytes()
+        change = []
+    result = run_cli("run", "xor", "--resume", "auto", "--epochs", "4", *change, "--output-dir", out)
+    assert result.code == 2 and f"was trained with {field}" in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in [*run.glob("*.json*"), *(run / "checkpoints").iterdir()]} == before

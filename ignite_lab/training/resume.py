@@ -187,6 +187,7 @@ def resumed(
     saved = checkpoint_config(path, checkpoint, config.recipe, recipe.settings)
     merged = merge(saved, config, given, run.path)
     merged.settings = complete_settings(recipe.settings, merged.settings, where=str(path))
+    check_same_schedule(checkpoint, merged, path)
     check_unfinished(run, checkpoint, merged, strict)
     run.check_writable()
     # only an lr that differs from the run's resets the optimiser's: the same --lr, or a preset that names the
@@ -212,6 +213,25 @@ def merge(saved: TrainConfig, given_config: TrainConfig, given: set[str], run_di
     overrides = {name: getattr(given_config, name) for name in given if name not in ("recipe", "settings")}
     settings = {**saved.settings, **given_config.settings}
     return dataclasses.replace(saved, **overrides, settings=settings, run_dir=str(run_dir))
+
+
+def check_same_schedule(checkpoint: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    """The checkpoint holds its schedule's state (its step, its curve so far): another schedule, or another
+    gamma, cannot continue from it, whether typed with --resume or edited into config.json."""
+    trained = checkpoint.get("run_info")
+    if not isinstance(trained, dict):
+        return
+    for field in ("lr_schedule", "lr_gamma"):
+        was, now = trained.get(field), getattr(config, field)
+        if was is not None and was != now and (field == "lr_schedule" or config.lr_schedule in GAMMA_SCHEDULES):
+            flag = "--" + field.replace("_", "-")
+            raise UserError(
+                f"{flag} {now}: {path.name} was trained with {field} {was}, whose state it holds; "
+                f"resume with {was}, or start a new run"
+            )
+
+
+GAMMA_SCHEDULES = ("step", "exponential")
 
 
 def trained_epochs(checkpoint: dict[str, Any]) -> tuple[int, bool]:
