@@ -99,9 +99,9 @@ def time_to_target(r: dict) -> str:
         "default and its book preset: the wall time from the start (imports, loading the data, every validation) "
         "to the end of the test of the first checkpoint whose validation score reached the target, with that "
         "test's figure. A run that never reaches the target trains all its epochs; the row then gives its best "
-        "validation score. Runs under 5 minutes are repeated with 3 seeds (median). A book preset that ran "
-        "over an hour in REPRODUCE.md is quoted from its row there (reached: `whole run`): its full run, tested "
-        "with the weights the book tests.\n\n"
+        "validation score. Runs under 5 minutes are repeated with 3 seeds (median). A book preset whose "
+        "REPRODUCE.md row (of its current configuration) ran over an hour is quoted from that row (reached: "
+        "`whole run`): its full run, tested with the weights the book tests.\n\n"
     )
     rows, limits = [], {}
     for row in r["ttt"]:

@@ -215,8 +215,8 @@ def time_to_target(data: Path, tmp: Path, only: list[str] | None = None) -> list
     """For each recipe, default and book preset: ``run --stop-at TARGET`` in a fresh process, the wall time
     from start (imports, data, every validation) to the end of the test of the first checkpoint whose
     validation score reached the target; a run that never reaches it trains all its epochs, and the row
-    gives its best validation score instead. A book preset that took over an hour in REPRODUCE.md is
-    quoted from its row there (its whole run, tested with the book's weights)."""
+    gives its best validation score instead. A book preset whose current REPRODUCE.md row took over an
+    hour is quoted from it (its whole run, tested with the book's weights)."""
     from ignite_lab.core.registry import load_recipe
 
     rows = []
@@ -251,12 +251,15 @@ def time_to_target(data: Path, tmp: Path, only: list[str] | None = None) -> list
 
 
 def quoted_row(recipe: str, preset: str) -> dict | None:
-    """REPRODUCE.json's row of a long run: one seed, its whole wall time and its test figure."""
+    """REPRODUCE.json's row of a long run, if it measured the preset as it is now: one seed, its whole wall
+    time and its test figure."""
+    from ignite_lab.tools.reproduce import is_current
+
     try:
         row = json.loads((REPO / "REPRODUCE.json").read_text())[f"{recipe}/{preset}"]
     except (OSError, ValueError, KeyError):
         return None
-    if row.get("failed") or float(row.get("wall_s") or 0) <= QUOTE_OVER_S:
+    if row.get("failed") or float(row.get("wall_s") or 0) <= QUOTE_OVER_S or not is_current(row):
         return None
     metric, figures = next(iter(row["ours"].items()))
     seed = {"seed": 0, "wall_s": row["wall_s"], "reached": None, "epochs": row["epochs"], "best_val": None}
