@@ -14,8 +14,8 @@ The default differs from the book where we measured it better (REPRODUCE.md): it
 a one-cycle schedule, batches of 128, 3 epochs, 5,000 training images held out to pick the best epoch.
 The one-cycle schedule (up to lr 0.01) replaced a cosine decay from 3e-3: test accuracy 0.9926, 0.9912
 and 0.9929 over seeds 0-2 against 0.9905, 0.9902 and 0.9908, side by side on one thread. Two one-cycle
-epochs gave 0.9917, 0.9896 and 0.9913. The
-chapter normalizes with mean 0.1302 and std 0.3069 (train_X.mean()/256); both use MNIST's 0.1307/0.3081.
+epochs gave 0.9917, 0.9896 and 0.9913. The chapter normalizes with mean 0.1302 and std 0.3069
+(train_X.mean()/256); both use MNIST's 0.1307/0.3081.
 """
 
 from dataclasses import dataclass
