@@ -148,8 +148,12 @@ def test_a_table_trains_a_regression_and_predicts_in_its_units(tmp_path):
         ),
         ("", [], "is empty"),
         (b"a,b\n1,\xff\n", [], "--set encoding="),
+        ("a,b,y\n" + "".join(f"{i},{i % 3},cat\n" for i in range(30)), [], "one class in the training rows ('cat')"),
+        ("a,b,y\n0,0,0,extra\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)), [], "line 2: more fields"),
+        ("a,y\n" + "".join(f"{1e200 * (i % 3)},{i % 2}\n" for i in range(30)), [], "e+200 is too large to train on"),
+        ("y\n" + "".join(f"{i % 2}\n" for i in range(30)), [], "nothing to learn from besides the target 'y'"),
     ],
-    ids=["no-such-target", "text-in-a-number-column", "empty", "not-utf8"],
+    ids=["no-such-target", "text-in-a-number-column", "empty", "not-utf8", "one-class", "ragged", "huge", "no-inputs"],
 )
 def test_a_bad_table_is_one_line_naming_the_file_and_the_fix(tmp_path, content, args, expected):
     data = tmp_path / "bad.csv"
@@ -158,27 +162,55 @@ def test_a_bad_table_is_one_line_naming_the_file_and_the_fix(tmp_path, content, 
     assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-cells = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32), st.text(max_size=6), st.none())
+numbers = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**20), 10**20)
+cells = st.one_of(numbers, st.floats(width=32), st.text(max_size=6), st.none())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(cells, cells, st.sampled_from(["yes", "no"])), min_size=2, max_size=12))
-def test_any_table_is_prepared_or_refused_with_a_clear_error(tmp_path, rows):
-    """Whatever the cells, a table becomes finite inputs or a UserError, never a crash or a NaN."""
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.tuples(cells, cells, st.one_of(st.sampled_from(["yes", "no"]), numbers)), min_size=1, max_size=12),
+    task=st.sampled_from(["classification", "regression"]),
+    extra=st.sampled_from(["", ",x", ",,"]),
+)
+def test_any_table_trains_to_a_finite_loss_or_is_refused_in_one_line(tmp_path, rows, task, extra):
+    """Whatever the cells (huge, infinite, text, empty; one class; a first row longer than the header),
+    a table becomes inputs on which the model's loss is finite, or a UserError naming the file or column:
+    never a crash, a NaN or silently shifted columns."""
+    from ignite_lab.recipes.tabular import Settings, TableMLP, scaled_mse
+
     path = tmp_path / "t.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["x", "y", "label"])
-        writer.writerows([["" if c is None else c for c in row] for row in rows])
+    lines = [",".join("" if c is None else csv_cell(c) for c in row) for row in rows]
+    path.write_text("x,y,label\n" + "\n".join([lines[0] + extra, *lines[1:]]) + "\n")
     try:
         frame = read_table(path, header="first")
-        prep = TablePrep.fit(frame, "label", "classification", max_levels=50)
-        numbers, codes = prep.inputs(frame, str(path))
+        prep = TablePrep.fit(frame, "label", task, max_levels=50)
+        inputs = prep.inputs(frame, str(path))
         targets = prep.targets(frame, str(path))
     except UserError as exc:
-        assert str(path) in exc.message or "column" in exc.message
+        assert "\n" not in exc.message and (str(path) in exc.message or "'" in exc.message), exc.message
         return
-    assert torch.isfinite(numbers).all() and len(codes) == len(targets) == len(frame)
+    assert extra == "" and list(frame.columns) == ["x", "y", "label"]  # a longer first row is never read
+    assert torch.isfinite(inputs[0]).all() and len(inputs[1]) == len(targets) == len(frame)
+    model = TableMLP(prep, Settings()).eval()
+    with torch.no_grad():
+        out = model(inputs)
+        loss = torch.nn.functional.cross_entropy(out, targets) if task == "classification" else None
+        loss = scaled_mse(prep.target_scale[1])(out, targets) if loss is None else loss
+    assert torch.isfinite(loss), (prep, out, targets)
+
+
+def test_a_row_to_predict_too_far_from_the_training_rows_is_named(tmp_path):
+    import pandas as pd
+
+    train = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "label": ["a", "b", "a", "b"]})
+    prep = TablePrep.fit(train, "label", "classification", max_levels=50)
+    with pytest.raises(UserError, match=r"new.csv, row 2, column 'x': 1e\+300 is too far from the training rows"):
+        prep.inputs(pd.DataFrame({"x": [1.0, 1e300]}), "new.csv")
+
+
+def csv_cell(value) -> str:
+    text = str(value)
+    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n\r') else text
 
 
 def write_reviews(folder, rows: int = 120):

@@ -8,6 +8,7 @@ import csv
 import json
 import logging
 import shlex
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ignite_lab.core.errors import UserError
 
 log = logging.getLogger(__name__)
 MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "None", "-")
+TRAINING = "the training rows"  # where a fitted value came from, in messages
 SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".tab")
 
 
@@ -36,12 +38,16 @@ def read_table(path: Path, delimiter: str = "", header: str = "auto", encoding: 
     if not sample.strip():
         raise UserError(f"{path} is empty")
     sep = sniff_delimiter(sample) if not delimiter else delimiter
-    has_header = csv.Sniffer().has_header(sample) if header == "auto" and sep != r"\s+" else header == "first"
-    if header == "auto" and sep == r"\s+":
-        has_header = not any(ch.isdigit() for ch in sample.split("\n", 1)[0])
+    has_header = sniff_header(sample, sep) if header == "auto" else header == "first"
     kwargs = {"sep": r"\s+" if sep in ("whitespace", r"\s+") else sep, "header": 0 if has_header else None}
     try:
-        frame = pd.read_csv(path, encoding=encoding, na_values=list(MISSING), keep_default_na=True, **kwargs)
+        with warnings.catch_warnings():  # a first row longer than the header: pandas would drop its extra fields
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, encoding=encoding, na_values=list(MISSING), keep_default_na=True, index_col=False, **kwargs
+            )
+    except pd.errors.ParserWarning:
+        raise UserError(f"{path}, line {longer_line(sample, kwargs['sep'])}: more fields than the header") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not {encoding} text (byte {exc.start}): pass --set encoding=NAME") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -53,6 +59,25 @@ def read_table(path: Path, delimiter: str = "", header: str = "auto", encoding: 
         if not is_numeric(frame[column]):
             check_mostly_numbers(frame[column], column, str(path))
     return frame
+
+
+def longer_line(sample: str, sep: str) -> int | str:
+    """The first line of ``sample`` with more fields than its first line (pandas' ParserWarning says none)."""
+    lines = sample.replace("\r\n", "\n").split("\n")
+    split = (lambda line: line.split()) if sep == r"\s+" else (lambda line: next(csv.reader([line], delimiter=sep)))
+    width = len(split(lines[0]))
+    return next((i for i, line in enumerate(lines[1:], 2) if line.strip() and len(split(line)) > width), "?")
+
+
+def sniff_header(sample: str, sep: str) -> bool:
+    """csv.Sniffer's guess; where it cannot tell (whitespace columns, rows of unequal length), a first line
+    without digits is a header."""
+    if sep != r"\s+":
+        try:
+            return csv.Sniffer().has_header(sample)
+        except csv.Error:
+            pass
+    return not any(ch.isdigit() for ch in sample.split("\n", 1)[0])
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -77,7 +102,16 @@ def sniff_delimiter(sample: str) -> str:
             return 0
         return counts.pop() if len(counts) == 1 else 0
 
-    return sniffed if sniffed and columns(sniffed) >= columns("ws") else r"\s+"
+    if sniffed and columns(sniffed) >= columns("ws"):
+        return sniffed
+    if columns("ws") > 1:
+        return r"\s+"
+    # no separator splits every line alike: the header's most frequent one, so that pandas names the row
+    # whose field count differs (a ragged row), rather than one column that holds whole lines
+    header = lines[0] if lines else ""
+    counts = {sep: header.count(sep) for sep in ",\t;|"}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else r"\s+"
 
 
 @dataclass
@@ -94,36 +128,55 @@ class TablePrep:
 
     @classmethod
     def fit(cls, frame, target: str, task: str, max_levels: int) -> TablePrep:
+        """Fitted on ``frame``, the training rows; a table nothing can be learnt from is refused in one line."""
         if target not in frame.columns:
             raise UserError(
-                f"--set target={target}: no such column (the columns: {', '.join(map(str, frame.columns))})"
+                f"--set target={target}: no such column (the columns: {', '.join(map(repr, frame.columns))})"
             )
         prep = cls(target=target, task=task)
         for column in frame.columns:
-            if column == target:
-                continue
-            values = frame[column]
-            if is_numeric(values):
-                numbers = to_numbers(values, column, "the training rows")
-                std = float(numbers.std()) if numbers.notna().sum() > 1 else 1.0
-                prep.numeric[column] = (float(numbers.mean()) if numbers.notna().any() else 0.0, std or 1.0)
-                if numbers.isna().any():
-                    prep.flagged.append(column)
-                whole = numbers.dropna()
-                if 1 < whole.nunique() <= WHOLE_LEVELS and (whole % 1 == 0).all():  # cylinders, origin codes...
-                    prep.categorical[column] = sorted({level(v) for v in whole}, key=lambda s: float(s))
-                continue
-            levels = sorted({level(v) for v in values.dropna()})
-            if len(levels) > max_levels:
-                log.info("column %r left out: %d distinct values (an identifier?) over max_levels", column, len(levels))
-                continue
-            prep.categorical[column] = levels
-        if task == "classification":
-            prep.classes = sorted(frame[target].dropna().astype(str).unique())
-        else:
-            numbers = frame[target].astype(float)
-            prep.target_scale = (float(numbers.mean()), float(numbers.std()) or 1.0)
+            if column != target:
+                prep.fit_column(column, frame[column], max_levels)
+        if not prep.numeric and not prep.categorical:
+            others = ", ".join(repr(str(c)) for c in frame.columns if c != target)
+            raise UserError(
+                f"the table has nothing to learn from besides the target {target!r}"
+                + (f": {others} left out (--set max_levels= keeps more distinct texts)" if others else "")
+            )
+        prep.fit_target(frame[target])
         return prep
+
+    def fit_column(self, column: str, values, max_levels: int) -> None:
+        if is_numeric(values):
+            numbers = within(to_numbers(values, column, TRAINING), column, TRAINING, FEATURE_LIMIT)
+            self.numeric[column] = (float(numbers.mean()) if numbers.notna().any() else 0.0, spread(numbers))
+            if numbers.isna().any():
+                self.flagged.append(column)
+            whole = numbers.dropna()
+            if 1 < whole.nunique() <= WHOLE_LEVELS and (whole % 1 == 0).all():  # cylinders, origin codes...
+                self.categorical[column] = sorted({level(v) for v in whole}, key=lambda s: float(s))
+            return
+        levels = sorted({level(v) for v in values.dropna()})
+        if len(levels) > max_levels:
+            log.info("column %r left out: %d distinct values (an identifier?) over max_levels", column, len(levels))
+            return
+        self.categorical[column] = levels
+
+    def fit_target(self, values) -> None:
+        if self.task == "classification":
+            self.classes = sorted(values.dropna().astype(str).unique())
+            if not self.classes:
+                raise UserError(f"the target {self.target!r} has no values in the training rows")
+            if len(self.classes) < 2:
+                raise UserError(
+                    f"the target {self.target!r} has one class in the training rows ({self.classes[0]!r}): "
+                    "a classifier needs at least two"
+                )
+            return
+        numbers = within(to_numbers(values, self.target, TRAINING), self.target, TRAINING, TARGET_LIMIT)
+        if not numbers.notna().any():
+            raise UserError(f"the target {self.target!r} has no values in the training rows")
+        self.target_scale = (float(numbers.mean()), spread(numbers))
 
     def inputs(self, frame, where: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(numbers, category indices) of ``frame``'s rows; a column the model needs and ``where`` lacks is named."""
@@ -132,8 +185,7 @@ class TablePrep:
             raise UserError(f"{where} has no column {', '.join(map(repr, missing))} (the model was trained with it)")
         parts = []
         for column, (mean, std) in self.numeric.items():
-            numbers = to_numbers(frame[column], column, where)
-            parts.append(((numbers.fillna(mean) - mean) / std).to_numpy())
+            parts.append(standardized(frame[column], column, where, mean, std))
         for column in self.flagged:
             parts.append(to_numbers(frame[column], column, where).isna().to_numpy(dtype=float))
         rows = len(frame)
@@ -156,7 +208,8 @@ class TablePrep:
             if unknown:
                 raise UserError(f"{where}: target classes {unknown[:5]} do not occur in the training rows")
             return torch.tensor([index[v] for v in values.astype(str)])
-        return torch.tensor(to_numbers(values, self.target, where).to_numpy(), dtype=torch.float32)
+        numbers = within(to_numbers(values, self.target, where), self.target, where, TARGET_LIMIT)
+        return torch.tensor(numbers.to_numpy(), dtype=torch.float32)
 
     def example(self, rows: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
         """Made-up model inputs of ``rows`` rows: standard-normal numbers and random levels of each category."""
@@ -216,6 +269,49 @@ def to_numbers(values, column: str, where: str):
     return numbers
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FEATURE_LIMIT = 1e150  # beyond it the variance of a column overflows float64 (1.8e308)
+TARGET_LIMIT = 1e18  # a regression target's squared error must fit the model's float32 (3.4e38)
+
+
+def within(numbers, column: str, where: str, limit: float):
+    """``numbers`` if none is larger than ``limit``, else a UserError naming the first row that is:
+    such a value would become infinity in the model, and every loss NaN."""
+    beyond = numbers.abs() > limit
+    if beyond.any():
+        position = int(beyond.to_numpy().argmax())
+        raise UserError(
+            f"{where}, row {row_name(numbers, position)}, column {column!r}: {numbers.iloc[position]:g} is too large "
+            f"to train on ({limit:g} at most: rescale the column, e.g. to other units)"
+        )
+    return numbers
+
+
+def standardized(values, column: str, where: str, mean: float, std: float) -> np.ndarray:
+    """(values - mean) / std, a missing value as the mean; a value too far out for float32 is named."""
+    numbers = to_numbers(values, column, where)
+    z = (numbers.fillna(mean) - mean) / std
+    far = z.abs() > FLOAT32_MAX / 2
+    if far.any():
+        position = int(far.to_numpy().argmax())
+        raise UserError(
+            f"{where}, row {row_name(numbers, position)}, column {column!r}: {numbers.iloc[position]:g} is too far "
+            f"from the training rows' values (mean {mean:g}, spread {std:g}) for the model's float32 arithmetic"
+        )
+    return z.to_numpy()
+
+
+def spread(numbers) -> float:
+    """The standard deviation to divide by: 1 where there is none (one value, or all equal)."""
+    std = float(numbers.std()) if numbers.notna().sum() > 1 else 0.0
+    return std if std > 0 else 1.0
+
+
+def row_name(values, position: int):
+    row = values.index[position]
+    return row + 1 if isinstance(row, int) else row
+
+
 def check_mostly_numbers(values, column: str, where: str) -> None:
     """A column of numbers but for a few cells is a typo, not a text column: name the first stray cell."""
     import pandas as pd
@@ -228,10 +324,10 @@ def check_mostly_numbers(values, column: str, where: str) -> None:
 
 def not_a_number(values, bad, column: str, where: str) -> UserError:
     position = int(bad.to_numpy().argmax())
-    row = values.index[position]
-    row = row + 1 if isinstance(row, int) else row
+    cell = values.iloc[position]
+    shown = repr(cell) if isinstance(cell, str) else cell  # inf, not np.float64(inf)
     return UserError(
-        f"{where}, row {row}, column {column!r}: {values.iloc[position]!r} is not a finite number "
+        f"{where}, row {row_name(values, position)}, column {column!r}: {shown} is not a finite number "
         "(fix the cell, or leave it empty for a missing value)"
     )
 

@@ -163,7 +163,7 @@ def fit(frames: dict, s: Settings) -> TablePrep:
     dropped = [c.strip() for c in s.drop.split(",") if c.strip()]
     target = s.target or next(c for c in reversed(train.columns) if c not in dropped)
     if target not in train.columns:
-        raise UserError(f"--set target={target}: no such column (the columns: {', '.join(map(str, train.columns))})")
+        raise UserError(f"--set target={target}: no such column (the columns: {', '.join(map(repr, train.columns))})")
     kept = [c for c in train.columns if c not in dropped]
     return TablePrep.fit(train[kept], target, infer_task(train[target], s.task), s.max_levels)
 
