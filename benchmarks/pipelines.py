@@ -114,7 +114,7 @@ class PerSampleChunks(torch.utils.data.Dataset):
 def text_pipeline(repeats: int) -> dict:
     from ignite_lab.kit.datasets import BUNDLED
     from ignite_lab.kit.text import Vocab
-    from recipes.char_rnn import chunks
+    from ignite_lab.recipes.char_rnn import chunks
 
     text = (BUNDLED / "tinyshakespeare" / "input.txt").read_text()
 
