@@ -282,6 +282,45 @@ def test_a_label_unseen_in_training_names_its_file_and_row(tmp_path):
     assert result.returncode == 2 and "test.jsonl, row 21: label '3'" in result.stderr, result.stderr
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["text", "label", "x"]), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(json_values.map(json.dumps) | st.text(max_size=12), min_size=1, max_size=8))
+def test_any_json_lines_file_is_read_or_refused_in_one_line(tmp_path, lines):
+    """Any lines (objects, nested values, scalars, broken JSON) give labelled rows or one UserError that names
+    the file and its line or row: never a raw pandas error."""
+    from ignite_lab.kit.sentences import find_columns, read_rows
+    from ignite_lab.recipes.text_classifier import label_names, labels_of
+
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines) + "\n")
+    try:
+        frame = read_rows(path, "utf-8")
+        text, label = find_columns(frame, "", "", path)
+        labels = labels_of(frame[label], label_names(frame[label]), path)
+    except UserError as exc:
+        assert "\n" not in exc.message and (str(path) in exc.message or "label column" in exc.message), exc.message
+        return
+    assert len(labels) == len(frame) and set(labels) >= {0, 1}
+
+
+def test_labels_written_1_in_one_file_and_1_0_in_another_are_one_label(tmp_path):
+    import pandas as pd
+
+    from ignite_lab.recipes.text_classifier import label_names, labels_of
+
+    train = pd.Series([0, 1, None, 1]).dropna()  # a missing cell makes pandas read the column as 0.0, 1.0
+    assert label_names(train) == ["0", "1"]
+    assert labels_of(pd.Series([1, 0]), ["0", "1"], tmp_path / "test.csv") == [1, 0]
+    with pytest.raises(UserError, match=r"test.csv, row 2: the label is missing"):
+        labels_of(pd.Series(["1", None, None]), ["0", "1"], tmp_path / "test.csv")
+
+
 def test_a_recipe_file_is_found_by_its_name_in_the_working_folder(tmp_path):
     copied = ignite_lab("copy", "xor", tmp_path / "mine.py", cwd=tmp_path)
     assert copied.returncode == 0, copied.stderr

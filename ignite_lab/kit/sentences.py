@@ -4,6 +4,7 @@ on the training text."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -36,21 +37,70 @@ def split_files(data_dir: str | None) -> dict[str, Path]:
 
 
 def read_rows(path: Path, encoding: str):
-    """A CSV/TSV (delimiter by suffix) or JSON-lines file as a DataFrame; a broken line is named."""
+    """A CSV/TSV (delimiter by suffix) or JSON file (one object per line, or one array of objects) as a
+    DataFrame; a broken line or a nested cell is named."""
     import pandas as pd
 
-    if path.suffix.lower() in (".jsonl", ".json"):
+    if path.suffix.lower() not in (".jsonl", ".json"):
+        return read_table(path, "\t" if path.suffix.lower() == ".tsv" else ",", "first", encoding)
+    try:
+        text = path.read_text(encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not {encoding} text (byte {exc.start}): pass --set encoding=NAME") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    frame = pd.DataFrame(json_objects(text, path))
+    if frame.empty:
+        raise UserError(f"{path} has no rows")
+    frame.columns = [str(c) for c in frame.columns]
+    check_flat(frame, path)
+    return frame
+
+
+def json_objects(text: str, path: Path) -> list[dict]:
+    """The objects of JSON lines, or of one JSON array; the first line that is not an object is named."""
+    if text.lstrip().startswith("["):
         try:
-            frame = pd.read_json(path, lines=True, encoding=encoding, dtype=False)
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{path} is not {encoding} text (byte {exc.start}): pass --set encoding=NAME") from None
+            values = json.loads(text)
         except ValueError as exc:
-            raise UserError(f"{path}: not JSON lines, one object per line ({exc})") from None
-        if frame.empty:
-            raise UserError(f"{path} has no rows")
-        frame.columns = [str(c) for c in frame.columns]
-        return frame
-    return read_table(path, "\t" if path.suffix.lower() == ".tsv" else ",", "first", encoding)
+            raise UserError(f"{path}, line {exc.lineno}: {exc.msg} (column {exc.colno})") from None
+        lines = list(enumerate(values, 1)) if isinstance(values, list) else [(1, values)]
+        where = "item"
+    else:
+        lines, where = [], "line"
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                lines.append((number, json.loads(line)))
+            except ValueError as exc:
+                raise UserError(
+                    f"{path}, line {number}: {exc.msg} (column {exc.colno}): each line must be one JSON object"
+                ) from None
+    for number, value in lines:
+        if not isinstance(value, dict):
+            raise UserError(f"{path}, {where} {number}: a JSON {json_kind(value)}, where an object belongs")
+    return [value for _, value in lines]
+
+
+def json_kind(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def check_flat(frame, path: Path) -> None:
+    """Every cell text, a number or empty: an array or object (nested JSON) is named by row and column."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        nested = frame[column].map(lambda v: isinstance(v, (list, dict)))
+        if nested.any():
+            row = int(nested.to_numpy().argmax()) + 1
+            kind = json_kind(frame[column].iloc[row - 1])
+            raise UserError(
+                f"{path}, row {row}, column {column!r}: a JSON {kind}, where text or a label belongs "
+                "(flatten it, or leave the field out)"
+            )
 
 
 def find_columns(frame, text: str, label: str, where: Path) -> tuple[str, str]:

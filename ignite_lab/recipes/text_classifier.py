@@ -1,10 +1,10 @@
 """Your own labelled sentences, no code: a text classifier from CSV, TSV or JSON-lines files.
 
-``--data-dir DIR`` holding ``train.csv`` (or ``.tsv``, ``.jsonl``) and optional ``dev``/``val`` and ``test``
-files of the same kind; a missing validation split is cut from the training rows by seed, a missing test
+``--data-dir DIR`` holding ``train.csv`` (or ``.tsv``, ``.jsonl``, or ``.json``: one object per line or one
+array of objects) and optional ``dev``/``val`` and ``test`` files of the same kind; a missing validation split is cut from the training rows by seed, a missing test
 split leaves the run without one. The text and label columns are found (the text: the column of the
 longest strings; the label: a column named label, class, category, sentiment or target, else the one of
-fewest values) or named with ``--set text=`` and ``--set label=``. ``--set group=COLUMN`` keeps rows that
+fewest values) or named with ``--set text=`` and ``--set label=``. Labels 1 and 1.0 are one label. ``--set group=COLUMN`` keeps rows that
 share a value there in one split (sub-phrases of one sentence, messages of one author), so validation
 cannot see its sentences in training.
 
@@ -33,6 +33,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ignite_lab import Parts, Predictor, Recipe, TrainConfig, UserError, holdout_split, recipe_main, run_file, setting
 from ignite_lab.kit.sentences import find_columns, group_split, read_rows, split_files, train_tokenizer
+from ignite_lab.kit.tables import level
 from ignite_lab.kit.text import bucket_loader, load_glove, pad
 
 PAD, UNK = "[PAD]", "[UNK]"
@@ -195,20 +196,25 @@ def word_vectors(config: TrainConfig, s: Settings, tokenizer) -> nn.Embedding:
 
 
 def label_names(values) -> list[str]:
-    names = sorted({str(v) for v in values.dropna()})
+    names = sorted({level(v) for v in values.dropna()})
     if len(names) < 2:
         raise UserError(f"the label column has {len(names)} distinct value(s); a classifier needs two or more")
     return names
 
 
 def labels_of(values, names: list[str], where: Path) -> list[int]:
+    """Class indices of ``values``; a bad cell is named by its row among the file's rows (1: the first: a split
+    keeps the file's row numbers as its index)."""
     index = {name: i for i, name in enumerate(names)}
-    out = []
-    for row, value in enumerate(values, 1):
-        if str(value) not in index:
-            raise UserError(f"{where}, row {row}: label {value!r} is not one of the training labels {names[:8]}")
-        out.append(index[str(value)])
-    return out
+    missing = values[values.isna()].sort_index()
+    if len(missing):
+        raise UserError(f"{where}, row {missing.index[0] + 1}: the label is missing (give one, or drop the row)")
+    levels = values.map(level)
+    unknown = values[~levels.isin(index)].sort_index()
+    if len(unknown):
+        row, value = unknown.index[0] + 1, unknown.iloc[0]
+        raise UserError(f"{where}, row {row}: label {value!r} is not one of the training labels {names[:8]}")
+    return [index[name] for name in levels]
 
 
 RECIPE = Recipe(
