@@ -34,6 +34,21 @@ def make_photos(root, per_class: int = 6, modes=("RGB", "L", "RGBA"), sizes=((40
     return root
 
 
+def test_hidden_files_and_empty_class_folders_are_not_classes_or_images(tmp_path, caplog):
+    """macOS leaves ``._name.jpg`` beside each photo copied to a shared drive: not images of the class."""
+    from ignite_lab.kit.images import labelled_files
+
+    photos = make_photos(tmp_path / "photos", per_class=2)
+    (photos / "cats" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (photos / "cats" / ".thumbnails").mkdir()
+    (photos / "cats" / ".thumbnails" / "0.png").write_bytes(b"not one")
+    (photos / ".Trashes").mkdir()
+    (photos / "empty").mkdir()
+    files = labelled_files(photos)
+    assert sorted({c for _, c in files}) == ["cats", "dogs", "owls"] and len(files) == 6
+    assert "empty has no images: the class is left out" in caplog.text
+
+
 def test_image_folders_train_eval_predict_and_export_with_their_preprocessing(tmp_path):
     photos = make_photos(tmp_path / "photos")
     out = tmp_path / "runs"

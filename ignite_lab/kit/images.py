@@ -18,9 +18,20 @@ Files = list[tuple[Path, str]]  # (image, class name)
 
 
 def labelled_files(folder: Path) -> Files:
-    """``folder/<class>/<image>`` pairs, classes and files in sorted order; a folder with none is named."""
+    """``folder/<class>/<image>`` pairs, classes and files in sorted order; a folder with none is named. Hidden
+    files and folders (a name starting with '.', such as the ``._photo.jpg`` copies macOS leaves on shared
+    drives) are not images of the class; an empty class folder is left out, with a warning."""
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = [(f, c.name) for c in classes for f in sorted(c.rglob("*")) if f.is_file() and is_image(f)]
+    files = []
+    for c in classes:
+        found = [
+            (f, c.name)
+            for f in sorted(c.rglob("*"))
+            if f.is_file() and is_image(f) and not any(part.startswith(".") for part in f.relative_to(c).parts)
+        ]
+        if not found:
+            log.warning("%s has no images: the class is left out", c)
+        files += found
     if not files:
         raise UserError(f"{folder} has no class folders of images (expected {folder}/<class>/<image>.jpg ...)")
     return files

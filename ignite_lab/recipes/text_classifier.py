@@ -1,12 +1,13 @@
 """Your own labelled sentences, no code: a text classifier from CSV, TSV or JSON-lines files.
 
 ``--data-dir DIR`` holding ``train.csv`` (or ``.tsv``, ``.jsonl``, or ``.json``: one object per line or one
-array of objects) and optional ``dev``/``val`` and ``test`` files of the same kind; a missing validation split is cut from the training rows by seed, a missing test
-split leaves the run without one. The text and label columns are found (the text: the column of the
-longest strings; the label: a column named label, class, category, sentiment or target, else the one of
-fewest values) or named with ``--set text=`` and ``--set label=``. Labels 1 and 1.0 are one label. ``--set group=COLUMN`` keeps rows that
-share a value there in one split (sub-phrases of one sentence, messages of one author), so validation
-cannot see its sentences in training.
+array of objects) and optional ``dev``/``val`` and ``test`` files of the same kind; a missing validation split
+is cut from the training rows by seed, a missing test split leaves the run without one. The text and label
+columns are found (the text: the column of the longest strings; the label: a column named label, class,
+category, sentiment or target, else the one of fewest values) or named with ``--set text=`` and ``--set label=``.
+Labels 1 and 1.0 are one label. ``--set group=COLUMN`` keeps rows that share a value there in one
+split (sub-phrases of one sentence, messages of one author), so validation cannot see its sentences in
+training.
 
 A word-level tokenizer is trained with Hugging Face tokenizers on the training text (lowercased, NFKC,
 words and punctuation apart) and kept with the run as ``tokenizer.json``, with the label names, so
