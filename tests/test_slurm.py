@@ -149,8 +149,10 @@ def test_the_readme_script_requeues_on_sigusr1_before_the_time_limit(slurm, tmp_
     # Slurm sends the signal up to 60 s before the time it is asked for: any moment of the first 20 s here
     script = job_script(config, out, "--time=2", "--signal=USR1@100", "--requeue", requeue_on_75=True)
     submit(slurm, script, tmp_path)
-    # until the run has completed: a job leaves the queue for a moment between its exit and its re-queue
-    wait(lambda: queue_empty(slurm) and history(out)[-1:] == ["completed"], 300)
+    # until the run has completed: a job leaves the queue for a moment between its exit and its re-queue. A bound,
+    # not a target: 2 minutes alone, but each 2-minute allocation trains less on a loaded machine (the full
+    # make test once took more than 300 s here)
+    wait(lambda: queue_empty(slurm) and history(out)[-1:] == ["completed"], 600)
     logs = "".join(p.read_text() for p in tmp_path.glob("job-*.log"))
     assert "SIGUSR1 received" in logs and "Traceback" not in logs, logs[-2000:]
     assert "interrupted" in history(out) and history(out)[-1] == "completed"
