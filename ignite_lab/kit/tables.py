@@ -163,10 +163,10 @@ class TablePrep:
         self.categorical[column] = levels
 
     def fit_target(self, values) -> None:
+        if not values.notna().any():
+            raise UserError(f"the target {self.target!r} has no values in the training rows")
         if self.task == "classification":
             self.classes = sorted(values.dropna().astype(str).unique())
-            if not self.classes:
-                raise UserError(f"the target {self.target!r} has no values in the training rows")
             if len(self.classes) < 2:
                 raise UserError(
                     f"the target {self.target!r} has one class in the training rows ({self.classes[0]!r}): "
@@ -174,8 +174,6 @@ class TablePrep:
                 )
             return
         numbers = within(to_numbers(values, self.target, TRAINING), self.target, TRAINING, TARGET_LIMIT)
-        if not numbers.notna().any():
-            raise UserError(f"the target {self.target!r} has no values in the training rows")
         self.target_scale = (float(numbers.mean()), spread(numbers))
 
     def inputs(self, frame, where: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,9 +277,9 @@ def within(numbers, column: str, where: str, limit: float):
     such a value would become infinity in the model, and every loss NaN."""
     beyond = numbers.abs() > limit
     if beyond.any():
-        position = int(beyond.to_numpy().argmax())
+        row, value = first(numbers, beyond)
         raise UserError(
-            f"{where}, row {row_name(numbers, position)}, column {column!r}: {numbers.iloc[position]:g} is too large "
+            f"{where}, row {row}, column {column!r}: {value:g} is too large "
             f"to train on ({limit:g} at most: rescale the column, e.g. to other units)"
         )
     return numbers
@@ -293,9 +291,9 @@ def standardized(values, column: str, where: str, mean: float, std: float) -> np
     z = (numbers.fillna(mean) - mean) / std
     far = z.abs() > FLOAT32_MAX / 2
     if far.any():
-        position = int(far.to_numpy().argmax())
+        row, value = first(numbers, far)
         raise UserError(
-            f"{where}, row {row_name(numbers, position)}, column {column!r}: {numbers.iloc[position]:g} is too far "
+            f"{where}, row {row}, column {column!r}: {value:g} is too far "
             f"from the training rows' values (mean {mean:g}, spread {std:g}) for the model's float32 arithmetic"
         )
     return z.to_numpy()
@@ -307,9 +305,11 @@ def spread(numbers) -> float:
     return std if std > 0 else 1.0
 
 
-def row_name(values, position: int):
+def first(values, mask) -> tuple[object, object]:
+    """(row, cell) of the first of ``values`` where ``mask`` holds; the row as the file counts them (1: the first)."""
+    position = int(mask.to_numpy().argmax())
     row = values.index[position]
-    return row + 1 if isinstance(row, int) else row
+    return (row + 1 if isinstance(row, int) else row), values.iloc[position]
 
 
 def check_mostly_numbers(values, column: str, where: str) -> None:
@@ -323,11 +323,10 @@ def check_mostly_numbers(values, column: str, where: str) -> None:
 
 
 def not_a_number(values, bad, column: str, where: str) -> UserError:
-    position = int(bad.to_numpy().argmax())
-    cell = values.iloc[position]
+    row, cell = first(values, bad)
     shown = repr(cell) if isinstance(cell, str) else cell  # inf, not np.float64(inf)
     return UserError(
-        f"{where}, row {row_name(values, position)}, column {column!r}: {shown} is not a finite number "
+        f"{where}, row {row}, column {column!r}: {shown} is not a finite number "
         "(fix the cell, or leave it empty for a missing value)"
     )
 
