@@ -17,8 +17,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: $(STAMP)  ## the main job: train the default recipe (MNIST CNN)
 	$(BIN)/python -m recipes.mnist $(ARGS)
 
-test: $(STAMP) $(VENV)/.visdom-assets browser database scheduler  ## the whole test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) $(VENV)/.visdom-assets browser database  ## the test suite, less its long campaigns (make soak runs those)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not soak"
 
 bench: $(VENV)/.bench  ## rewrite BENCHMARKS.md (the real datasets in ../shared/data; hours: ARGS=--quick skips time to target)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
@@ -28,7 +28,8 @@ $(VENV)/.bench: $(STAMP)
 	$(BIN)/python -m pip install -q --build-constraint build-constraints.txt -c requirements.lock -e ".[dev,bench]"
 	touch $@
 
-soak: $(STAMP)  ## the long fault-injection campaign (200 kills, about 45 minutes on 2 cores) -> SOAK.md
+soak: $(STAMP) $(VENV)/.visdom-assets browser database scheduler  ## the tests' long campaigns, then 200 random kills -> SOAK.md
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m soak
 	$(BIN)/python benchmarks/soak.py $(ARGS)
 
 reproduce: $(STAMP)  ## every recipe and preset on the real data in ../shared/data -> REPRODUCE.md (hours)
@@ -56,7 +57,7 @@ database:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  $(SUDO) apt-get install -y -q postgresql || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; }
 
-# Debian's Slurm (slurmctld, slurmd, munge) for the preemption test (it starts its own one-node cluster).
+# Debian's Slurm (slurmctld, slurmd, munge) for make soak's preemption tests (they start their own one-node cluster).
 scheduler:
 	@command -v slurmctld >/dev/null || \
 	  $(SUDO) apt-get install -y -q slurm-wlm || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q slurm-wlm; }

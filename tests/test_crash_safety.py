@@ -32,14 +32,23 @@ def faults_env(tmp_path: Path, *faults: Fault, delay: float = 0.0) -> dict[str, 
         # a periodic save that divides the epoch, killed while testing (was stuck for good: a deleted best)
         (Config(epochs=2, checkpoint_every=5), [Fault("test", 0, 1, "SIGKILL")]),
         # --limit-batches, SIGUSR1 and killed while validating (was: weights off by 0.03)
-        (Config(epochs=3, limit=6), [Fault("train", 2, 3, "SIGUSR1"), Fault("val", 3, 1, "SIGKILL")]),
+        pytest.param(
+            Config(epochs=3, limit=6),
+            [Fault("train", 2, 3, "SIGUSR1"), Fault("val", 3, 1, "SIGKILL")],
+            marks=pytest.mark.soak,
+        ),
         # a per-iteration one-cycle schedule, killed mid-epoch twice (its step count must survive both)
-        (
+        pytest.param(
             Config(epochs=2, checkpoint_every=3, schedule="onecycle"),
             [Fault("train", 1, 7, "SIGKILL"), Fault("train", 2, 5, "SIGTERM")],
+            marks=pytest.mark.soak,
         ),
         # a preset naming the lr it decays from: the re-queued command must not reset the decayed lr
-        (Config(epochs=3, checkpoint_every=4, preset="decay"), [Fault("train", 2, 6, "SIGTERM")]),
+        pytest.param(
+            Config(epochs=3, checkpoint_every=4, preset="decay"),
+            [Fault("train", 2, 6, "SIGTERM")],
+            marks=pytest.mark.soak,
+        ),
     ],
     ids=["killed-testing", "limit-batches", "onecycle", "preset-decay"],
 )
@@ -57,6 +66,7 @@ def test_two_jobs_at_once_train_one_run_once(references, tmp_path):
     assert check(tmp_path / "out", references(config)) == []
 
 
+@pytest.mark.soak  # a long real-process campaign: make soak
 def test_a_second_job_on_a_run_in_training_is_told_who_trains_it(tmp_path):
     args = ["run", RECIPE, "--epochs", "40", "--output-dir", tmp_path, "--resume", "auto"]
     first = subprocess.Popen([*LAB, *map(str, args)], env=environment(None, delay=0.05), stderr=subprocess.PIPE)
@@ -150,9 +160,10 @@ def test_stale_temporaries_and_superseded_checkpoints_are_removed(run_cli, tmp_p
     "fault, resumes",
     [
         (Fault("train", 2, 4, "SIGKILL"), 1),
-        (Fault("val", 2, 1, "SIGKILL"), 1),
-        (Fault("test", 0, 1, "SIGTERM"), 1),
-        (Fault("val", 1, 1, "SIGKILL"), 0),  # before the first checkpoint: the same run starts over
+        pytest.param(Fault("val", 2, 1, "SIGKILL"), 1, marks=pytest.mark.soak),
+        pytest.param(Fault("test", 0, 1, "SIGTERM"), 1, marks=pytest.mark.soak),
+        # before the first checkpoint: the same run starts over
+        pytest.param(Fault("val", 1, 1, "SIGKILL"), 0, marks=pytest.mark.soak),
     ],
     ids=["training", "validating", "testing", "before-any-checkpoint"],
 )

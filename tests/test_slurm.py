@@ -16,10 +16,13 @@ import pytest
 from campaign import Config, check, command, reference
 from conftest import free_port
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("slurmctld") is None or os.geteuid() != 0,
-    reason="needs Debian's slurm-wlm (make test installs it) and root to start its daemons",
-)
+pytestmark = [
+    pytest.mark.soak,  # a cluster's daemons and minutes-long allocations: make soak runs these
+    pytest.mark.skipif(
+        shutil.which("slurmctld") is None or os.geteuid() != 0,
+        reason="needs Debian's slurm-wlm (make soak installs it) and root to start its daemons",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
