@@ -66,7 +66,7 @@ def test_two_jobs_at_once_train_one_run_once(references, tmp_path):
     assert check(tmp_path / "out", references(config)) == []
 
 
-@pytest.mark.soak  # a long real-process campaign: make soak
+@pytest.mark.soak
 def test_a_second_job_on_a_run_in_training_is_told_who_trains_it(tmp_path):
     args = ["run", RECIPE, "--epochs", "40", "--output-dir", tmp_path, "--resume", "auto"]
     first = subprocess.Popen([*LAB, *map(str, args)], env=environment(None, delay=0.05), stderr=subprocess.PIPE)

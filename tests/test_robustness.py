@@ -112,7 +112,7 @@ def test_two_processes_with_nproc_per_node_agree_with_one(tmp_path):
     assert_agree(single, read_jsonl(only_run(out, "xor") / "metrics.jsonl"))
 
 
-@pytest.mark.soak  # a long real-process campaign: make soak
+@pytest.mark.soak
 def test_two_nodes_on_loopback_under_torchrun(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun comes with torch"
@@ -157,7 +157,7 @@ def test_two_nodes_on_loopback_under_torchrun(tmp_path):
     assert_agree(single, read_jsonl(only_run(out, "xor") / "metrics.jsonl"))
 
 
-@pytest.mark.soak  # a long real-process campaign: make soak
+@pytest.mark.soak
 def test_distributed_resume_continues(tmp_path):
     out = tmp_path / "runs"
     base = ["run", "xor", "--batch-size", "10", "--nproc-per-node", "2", "--output-dir", out]
@@ -181,7 +181,7 @@ def test_distributed_processes_free_the_model_before_exit(tmp_path, monkeypatch)
     assert {p.name: p.read_text() for p in notes.iterdir()} == {"rank0": "freed", "rank1": "freed"}
 
 
-@pytest.mark.soak  # a long real-process campaign: make soak
+@pytest.mark.soak
 def test_ctrl_c_at_a_random_moment_then_resume_gives_bit_identical_weights(slow_recipe, tmp_path):
     """The interrupt checkpoint is the state after the last whole batch, so nothing is skipped or trained twice."""
     args = ["run", slow_recipe, "--deterministic", "--seed", "4", "--epochs", "3"]
@@ -237,7 +237,7 @@ if __name__ == "__main__":
 '''
 
 
-@pytest.mark.soak  # a long real-process campaign: make soak
+@pytest.mark.soak
 def test_a_users_own_recipes_mnist_runs_in_every_process(tmp_path, monkeypatch):
     """A file named like a built-in recipe, in a folder named recipes, is still the user's file in the workers."""
     folder = tmp_path / "recipes"

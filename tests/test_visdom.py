@@ -143,7 +143,7 @@ def test_hung_server_is_given_up_on_and_the_run_completes(tmp_path):
     assert len(read_jsonl(only_run(tmp_path, "xor") / "metrics.jsonl")) == 4
 
 
-@pytest.mark.soak  # a long real-process campaign: make soak
+@pytest.mark.soak
 def test_server_killed_mid_run_warns_once_and_the_run_completes(tmp_path):
     paths = ServerPaths(tmp_path / "state", free_port())
     paths.state_dir.mkdir()
