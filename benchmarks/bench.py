@@ -34,8 +34,10 @@ LOOPS = ("hand", "ignite", "ignite-lab", "lightning")
 
 def overhead(name: str, recipe: str, repeats: int, pairs: list[str], **fields) -> dict:
     """The four loops on the same parts and batches, interleaved ``repeats`` times; medians and loss agreement."""
-    settings = complete_settings(load_recipe(recipe).settings, parse_settings(load_recipe(recipe).settings, pairs))
-    config = TrainConfig(recipe=recipe, epochs=1, seed=0, settings=settings, **fields)
+    declared = load_recipe(recipe)
+    settings = complete_settings(declared.settings, parse_settings(declared.settings, pairs))
+    flags = {**declared.defaults(), "epochs": 1, **fields}  # the recipe's own flags unless a case sets them
+    config = TrainConfig(recipe=recipe, seed=0, settings=settings, **flags)
     times: dict[str, list[float]] = {loop: [] for loop in LOOPS}
     losses: dict[str, list[float]] = {}
     with runs.temporary() as tmp:
@@ -89,6 +91,9 @@ def measure(data: Path, repeats: int, batches: int, quick: bool, targets: list[s
             ["channels_last=false"],
             **{**mnist_args, "limit_batches": 100},
         ),
+        # the books' smallest models, whose steps are a few hundred microseconds: handler cost shows most here
+        overhead("XOR 2-4-4-1, batch 2 (xor)", "xor", repeats, [], limit_batches=200),
+        overhead("FizzBuzz 10-100-4, batch 64 (fizzbuzz)", "fizzbuzz", repeats, [], limit_batches=200),
     ]
     step("input pipelines")
     results["pipeline"] = [pipelines.mnist_pipeline(mnist, 3), pipelines.cifar_pipeline(3), pipelines.text_pipeline(3)]

@@ -57,7 +57,7 @@ def bare_ignite(config: TrainConfig) -> tuple[float, list[float]]:
     trainer = create_supervised_trainer(model, parts.optimizer, parts.loss_fn, device=CPU)
     losses: list[float] = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output))
-    trainer.run(loader, max_epochs=1, epoch_length=config.limit_batches)
+    trainer.run(loader, max_epochs=1, epoch_length=min(config.limit_batches, len(loader)))
     return trainer.state.times["EPOCH_COMPLETED"] / len(losses), losses
 
 

@@ -225,7 +225,8 @@ def time_to_target(data: Path, tmp: Path, only: list[str] | None = None) -> list
             continue
         recipe = load_recipe(t.recipe)
         for preset in ("default", *(["book"] if "book" in recipe.presets else [])):
-            row = {"recipe": t.recipe, "preset": preset, "score": recipe.score, "target": t.score}
+            row = {"recipe": t.recipe, "preset": preset, "score": recipe.score, "mode": recipe.score_mode}
+            row |= {"target": t.score}
             row |= {"budget_s": t.budget_s, "limits": t.limits}
             quoted = quoted_row(t.recipe, preset) if preset == "book" else None
             if quoted is not None:
