@@ -51,8 +51,9 @@ def click_type(kind: Any, meta: dict[str, Any]) -> Any:
         return click.Choice(meta["choices"])
     if kind is int:
         return click.IntRange(min=meta["min"], max=meta["max"]) if meta["min"] is not None else int
-    if kind is float:
-        return click.FloatRange(min=meta["min"], max=meta["max"], min_open=meta["min_open"])
+    if kind is float:  # a range only where one is declared: an open one shows as "x<=None" in --help
+        bounded = meta["min"] is not None or meta["max"] is not None
+        return click.FloatRange(min=meta["min"], max=meta["max"], min_open=meta["min_open"]) if bounded else float
     if meta["path"]:
         return click.Path(resolve_path=meta["path"] == "absolute")  # a folder, or a file (a table, a text)
     return str
