@@ -102,9 +102,9 @@ def time_to_target(r: dict) -> str:
         "to the end of the test of the first checkpoint whose validation score reached the target, with that "
         "test's figure. A run that never reaches the target trains all its epochs; the row then gives its best "
         "validation score. Runs under 5 minutes are repeated with 3 seeds (median wall time and median test "
-        "figure). A book preset whose REPRODUCE.md row (of its current configuration) ran over an hour is quoted "
-        "from that row (reached: `whole run`): its full run, tested with the weights the book tests. 'met' asks "
-        "whether the median test figure reached the target within the target's time.\n\n"
+        "figure). A preset whose REPRODUCE.md row (of its current configuration) ran over 45 minutes is quoted "
+        "from that row (reached: `whole run`): its full run on the machine named, tested with the weights that "
+        "row tests. 'met' asks whether the median test figure reached the target within the target's time.\n\n"
     )
     rows, limits = [], {}
     for row in r["ttt"]:
