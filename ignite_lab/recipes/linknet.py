@@ -14,7 +14,9 @@ ReLU. The training is the authors' published script (segmentation.py, dataset.py
 against everything else (their label files keep pedestrians only; here SegNet's class 9 against the
 rest, void included), ToTensor pixels normalized with mean (104.0, 116.7, 122.7) and std 255 as their
 code has it, whole 480x360 images without augmentation, Adam lr 0.001, batches of 8, 64 epochs, the
-last weights tested.
+last weights tested. Run on all of CamVid (REPRODUCE.md), it tests at mIoU 0.496: background IoU 0.992 and
+pedestrian IoU 0.0001. Pedestrians are 0.77% of the test pixels and the book's network marks almost none of
+them; the chapter prints only losses, so there is no figure of its own to compare.
 
 The default (``arch=linknet``) differs from the book: the 11 CamVid classes, the LinkNet paper's
 ResNet-18 blocks (ReLU after each residual sum, no bias before BN), a skip at every decoder, raw class
