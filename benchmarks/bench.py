@@ -36,7 +36,9 @@ def overhead(name: str, recipe: str, repeats: int, pairs: list[str], **fields) -
     """The four loops on the same parts and batches, interleaved ``repeats`` times; medians and loss agreement."""
     declared = load_recipe(recipe)
     settings = complete_settings(declared.settings, parse_settings(declared.settings, pairs))
-    flags = {**declared.defaults(), "epochs": 1, **fields}  # the recipe's own flags unless a case sets them
+    # the recipe's lr and batch unless a case sets them; the rest (precision, schedule) stays TrainConfig's plain
+    # default, which the hand loop also follows
+    flags = {"lr": declared.lr, "batch_size": declared.batch_size, "epochs": 1, **fields}
     config = TrainConfig(recipe=recipe, seed=0, settings=settings, **flags)
     times: dict[str, list[float]] = {loop: [] for loop in LOOPS}
     losses: dict[str, list[float]] = {}
@@ -104,6 +106,7 @@ def measure(data: Path, repeats: int, batches: int, quick: bool, targets: list[s
         results["ttt"] = runs.time_to_target(data, Path(tmp), targets) if not quick else []
         step("peak memory")
         results["memory"] = runs.memory(data, Path(tmp), batches)
+        results["imports"] = runs.import_peaks()
     step("torch.compile")
     results["compile"] = runs.compile_cases(data) if not quick else []
     return results
