@@ -182,8 +182,13 @@ def compiled(r: dict) -> str:
     text = (
         "## 6. torch.compile\n\nEach recipe's real training step, eager and under `torch.compile` (inductor), on the "
         "same batches: median ms per step after warm-up, the first compiled step's seconds (the compile), and after "
-        "how many steps compiling would pay back, beside the steps of a default run. ignite-lab offers no "
-        "`--compile` flag because on this machine it pays back for none of them.\n\n"
+        "how many steps compiling would pay back, beside the steps of a default run. "
+    )
+    paying = [c["recipe"] for c in r["compile"] if c.get("pays_back")]
+    text += (
+        f"It paid back within a default run for {', '.join(paying)} on this machine.\n\n"
+        if paying
+        else "On this machine it paid back for none of them, which is why ignite-lab has no `--compile` flag.\n\n"
     )
     rows = []
     for c in r["compile"]:
