@@ -184,6 +184,11 @@ def compiled(r: dict) -> str:
         "same batches: median ms per step after warm-up, the first compiled step's seconds (the compile), and after "
         "how many steps compiling would pay back, beside the steps of a default run. "
     )
+    if not all(c.get("fresh_cache") for c in r["compile"] if "error" not in c):
+        text += (
+            "This run's compiles found inductor's cache from earlier runs on the machine, so their seconds are "
+            "less than a first compile costs. "
+        )
     paying = [c["recipe"] for c in r["compile"] if c.get("pays_back")]
     text += (
         f"It paid back within a default run for {', '.join(paying)} on this machine.\n\n"
