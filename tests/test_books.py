@@ -43,6 +43,13 @@ def test_a_recipe_sets_the_default_schedule_factor(run_cli):
     assert "[default: 0.88; x>0]" in help_text and "[default: 0.1; x>0]" not in help_text
 
 
+def test_help_shows_each_flag_range_as_declared(run_cli):
+    """A float flag without bounds (--stop-at) is FLOAT; bounded ones keep their range."""
+    help_text = " ".join(run_cli("run", "mnist", "--help").output.split())
+    assert "None" not in help_text and "--stop-at FLOAT Stop once" in help_text
+    assert "--lr FLOAT RANGE" in help_text and "x>0" in help_text
+
+
 def test_every_preset_names_only_known_flags_and_settings():
     from ignite_lab.core.config import TrainConfig
     from ignite_lab.core.registry import recipe_names
