@@ -46,10 +46,16 @@ def run_cli(args: list[str], out: Path) -> tuple[dict, float]:
     return summary, wall
 
 
+def validations(summary: dict) -> list[dict]:
+    """The run's validation records, through the run folder's own reader."""
+    from ignite_lab.training.rundir import RunDir
+
+    return [r for r in RunDir(Path(summary["run_dir"])).read_metrics() if r["split"] == "val"]
+
+
 def last_val(summary: dict, metric: str) -> float | None:
-    records = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
-    vals = [r["metrics"].get(metric) for r in records if r["split"] == "val"]
-    return vals[-1] if vals else None
+    vals = validations(summary)
+    return vals[-1]["metrics"].get(metric) if vals else None
 
 
 SPEED_CASES = [  # (label, recipe, data folder, extra flags, batches, unit multiplier, metric)
@@ -181,7 +187,7 @@ class Target:
     folder: str
     score: float  # the validation score --stop-at waits for
     budget_s: int  # the wall time the target should take on 2 cores
-    limits: str  # what bounds the time, as measured (BENCHMARKS.md prints it beside the row)
+    limits: str  # the cause of the time, beside the run's own seconds (BENCHMARKS.md prints both)
 
 
 TARGETS = [  # the seconds of start-up and of an epoch come from the bench's own runs; ``limits`` adds the cause
@@ -255,8 +261,7 @@ def time_to_target(data: Path, tmp: Path, only: list[str] | None = None) -> list
 
 def trained_seconds(summary: dict) -> float | None:
     """Seconds from the trainer's start to its last validation (metrics.jsonl's ``elapsed``)."""
-    records = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
-    return max((r["elapsed"] for r in records if r["split"] == "val"), default=None)
+    return max((r["elapsed"] for r in validations(summary)), default=None)
 
 
 def quoted_row(recipe: str, preset: str) -> dict | None:
